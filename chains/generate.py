@@ -1,0 +1,194 @@
+"""``/generate``: a completion with every token's logprob, alternatives and summary stats.
+
+Invoke returns ``GenerateOutput``. Streaming yields events as tokens are generated:
+each carries the new ``text`` and the new ``tokens``; the last one carries ``stats``,
+``model``, ``finish_reason`` and ``low_confidence_spans``. Merging events in order
+(``text`` concatenated, ``tokens`` appended, every other key its last non-null value;
+``chains.logprobs.merge_stream_events``) gives exactly the invoke output.
+
+Caveat: logprobs are the upstream's; sentinels (-9999, -3.4e38) become ``null`` and are
+left out of the sums (``stats.num_unknown`` counts them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig
+from langchain_core.runnables.config import patch_config
+from langchain_core.runnables.utils import ConfigurableFieldSpec
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chains.logprobs import (
+    LogprobStats,
+    Span,
+    TokenLogprob,
+    compute_stats,
+    low_confidence_spans,
+    parse_tokens,
+)
+from chains.model import configurable_chat_model
+from chains.runnable import ChainRunnable
+from errors import InvalidRequestError, invalid_input
+from settings import Settings
+
+DEFAULT_LOW_PROB_THRESHOLD = 0.3
+
+
+class GenerateInput(BaseModel):
+    """A prompt, and optionally a system message."""
+
+    prompt: str = Field(description="What to ask the model.")
+    system: str | None = Field(default=None, description="Optional system instructions.")
+
+
+class GenerateOutput(BaseModel):
+    """The completion with per-token logprobs, alternatives and summary statistics."""
+
+    text: str = Field(description="The generated text.")
+    tokens: list[TokenLogprob] = Field(description="Every generated token, in order.")
+    stats: LogprobStats = Field(description="Summary of the tokens' logprobs.")
+    model: str | None = Field(description="The model that answered, as the upstream named it.")
+    finish_reason: str | None = Field(description="Why generation stopped: stop or length.")
+    low_confidence_spans: list[Span] = Field(
+        description="Words whose weakest token has probability below low_prob_threshold."
+    )
+
+
+class GenerateChunk(BaseModel):
+    """One stream event; merge events in order to get a GenerateOutput."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(default="", description="Text generated since the previous event.")
+    tokens: list[TokenLogprob] = Field(default_factory=list, description="New tokens.")
+    stats: LogprobStats | None = Field(default=None, description="Last event only.")
+    model: str | None = Field(default=None, description="Last event only.")
+    finish_reason: str | None = Field(default=None, description="Last event only.")
+    low_confidence_spans: list[Span] | None = Field(default=None, description="Last event only.")
+
+
+def to_messages(data: GenerateInput, max_chars: int) -> list[BaseMessage]:
+    """The chat messages for a generate input; rejects prompts over ``max_chars``."""
+    size = len(data.prompt) + len(data.system or "")
+    if size > max_chars:
+        msg = f"prompt: {size} characters is over the limit of {max_chars}"
+        raise InvalidRequestError(msg)
+    messages: list[BaseMessage] = []
+    if data.system:
+        messages.append(SystemMessage(content=data.system))
+    messages.append(HumanMessage(content=data.prompt))
+    return messages
+
+
+def _logprob_content(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    logprobs = metadata.get("logprobs") or {}
+    return list(logprobs.get("content") or [])
+
+
+class _Accumulator:
+    """Collects streamed chat chunks; yields GenerateChunk events, then the final one."""
+
+    def __init__(self, threshold: float) -> None:
+        self.threshold = threshold
+        self.tokens: list[TokenLogprob] = []
+        self.model: str | None = None
+        self.finish: str | None = None
+
+    def feed(self, chunk: BaseMessage) -> dict[str, Any] | None:
+        metadata = chunk.response_metadata
+        new = parse_tokens(_logprob_content(metadata))
+        self.tokens.extend(new)
+        self.model = metadata.get("model_name") or self.model
+        self.finish = metadata.get("finish_reason") or self.finish
+        text = chunk.content if isinstance(chunk.content, str) else chunk.text
+        if not text and not new:
+            return None
+        return GenerateChunk(text=text, tokens=new).model_dump()
+
+    def final(self) -> dict[str, Any]:
+        return GenerateChunk(
+            stats=compute_stats(self.tokens),
+            model=self.model,
+            finish_reason=self.finish,
+            low_confidence_spans=low_confidence_spans(self.tokens, self.threshold),
+        ).model_dump()
+
+    def output(self, message: BaseMessage) -> dict[str, Any]:
+        self.feed(message)
+        text = message.content if isinstance(message.content, str) else message.text
+        merged = {**self.final(), "text": text, "tokens": self.tokens}
+        return GenerateOutput.model_validate(merged).model_dump()
+
+
+class Generate(ChainRunnable):
+    """Calls the chat model and turns its logprobs into a GenerateOutput."""
+
+    model: Runnable[Any, Any]
+    max_prompt_chars: int
+    low_prob_threshold: float = Field(default=DEFAULT_LOW_PROB_THRESHOLD, ge=0.0, le=1.0)
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return self.model.config_specs
+
+    def _messages(self, value: Any) -> list[BaseMessage]:
+        try:
+            data = GenerateInput.model_validate(value)
+        except ValidationError as exc:
+            raise invalid_input(exc) from None
+        return to_messages(data, self.max_prompt_chars)
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        messages = self._messages(value)
+        child = patch_config(config, callbacks=run_manager.get_child())
+        message = await self.model.ainvoke(messages, child)
+        return _Accumulator(self.low_prob_threshold).output(message)
+
+    def _invoke(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        messages = self._messages(value)
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return _Accumulator(self.low_prob_threshold).output(self.model.invoke(messages, child))
+
+    async def _astream(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> AsyncIterator[dict[str, Any]]:
+        messages = self._messages(value)
+        child = patch_config(config, callbacks=run_manager.get_child())
+        acc = _Accumulator(self.low_prob_threshold)
+        async for chunk in self.model.astream(messages, child):
+            if (event := acc.feed(chunk)) is not None:
+                yield event
+        yield acc.final()
+
+    def _stream(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[dict[str, Any]]:
+        messages = self._messages(value)
+        child = patch_config(config, callbacks=run_manager.get_child())
+        acc = _Accumulator(self.low_prob_threshold)
+        for chunk in self.model.stream(messages, child):
+            if (event := acc.feed(chunk)) is not None:
+                yield event
+        yield acc.final()
+
+
+def build_chain(settings: Settings) -> Runnable[Any, Any]:
+    """The /generate chain: configurable model knobs plus ``low_prob_threshold``."""
+    chain = Generate(
+        model=configurable_chat_model(settings), max_prompt_chars=settings.max_prompt_chars
+    ).configurable_fields(
+        low_prob_threshold=ConfigurableField(
+            id="low_prob_threshold",
+            name="Low-probability threshold",
+            description="Words whose weakest token is less likely than this are flagged.",
+        )
+    )
+    return chain.with_types(input_type=GenerateInput, output_type=GenerateOutput)

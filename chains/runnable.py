@@ -1,0 +1,83 @@
+"""A base for chains that wrap the chat model with invoke and streaming of their own.
+
+Subclasses implement ``_ainvoke``/``_invoke`` (one input -> one output) and
+``_astream``/``_stream`` (one input -> events). This base routes them through
+langchain-core's ``_acall_with_config`` and ``_atransform_stream_with_config`` so that
+callbacks, tracing metadata and ``astream_events`` work as for any built-in runnable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import ensure_config
+from pydantic import ConfigDict
+
+
+class ChainRunnable(RunnableSerializable[Any, Any]):
+    """Base: subclasses define the four ``_`` methods below."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> Any:
+        raise NotImplementedError
+
+    def _invoke(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Any:
+        raise NotImplementedError
+
+    def _astream(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
+    def _stream(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[Any]:
+        raise NotImplementedError
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return await self._acall_with_config(self._ainvoke, input, ensure_config(config))
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        return self._call_with_config(self._invoke, input, ensure_config(config))
+
+    async def _atransform(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> AsyncIterator[Any]:
+        values = [value async for value in inputs]
+        async for event in self._astream(values[-1], run_manager, config):
+            yield event
+
+    def _transform(
+        self, inputs: Iterator[Any], run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[Any]:
+        values = list(inputs)
+        yield from self._stream(values[-1], run_manager, config)
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[Any]:
+        async def once() -> AsyncIterator[Any]:
+            yield input
+
+        async for event in self._atransform_stream_with_config(
+            once(), self._atransform, ensure_config(config)
+        ):
+            yield event
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[Any]:
+        yield from self._transform_stream_with_config(
+            iter([input]), self._transform, ensure_config(config)
+        )

@@ -1,0 +1,112 @@
+"""ASGI middleware that turns any error raised while serving into a typed, safe answer.
+
+LangServe reports every failure as a bare 500, or, in a stream, as an ``error`` event
+with ``{"status_code": 500, "message": "Internal Server Error"}``. This middleware sits
+outside LangServe: before the response has started it answers with the mapped status
+and ``{"error": {"type", "message", "status_code"}}``; in an event stream it replaces
+LangServe's generic error event with the real one. No stack trace and no key leaves it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from errors import ServiceError, redact, to_service_error
+
+logger = logging.getLogger("langserve_logprobs")
+
+_GENERIC_SSE_ERROR = b'"message": "Internal Server Error"'
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        inner = [e for e in exc.exceptions if not isinstance(e, GeneratorExit)]
+        exc = (inner or list(exc.exceptions))[0]
+    return exc
+
+
+def sse_error_event(error: ServiceError) -> bytes:
+    """The ``event: error`` frame for ``error``, in sse-starlette's framing."""
+    data = json.dumps(error.to_dict())
+    return f"event: error\r\ndata: {data}\r\n\r\n".encode()
+
+
+class ErrorMiddleware:
+    """Maps exceptions to statuses (invoke, batch) and to error events (streams)."""
+
+    def __init__(self, app: ASGIApp, secrets: Sequence[str] = ()) -> None:
+        self.app = app
+        self.secrets = [s for s in secrets if s]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+        is_sse = False
+        held: Message | None = None
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, is_sse, held
+            if message["type"] == "http.response.start":
+                started = True
+                headers = dict(message.get("headers", []))
+                is_sse = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+            elif is_sse and _GENERIC_SSE_ERROR in message.get("body", b""):
+                held = message
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, receive, guarded_send)
+        except Exception as raised:
+            exc = _unwrap(raised)
+            error = to_service_error(exc, self.secrets)
+            self._log(scope, error, exc)
+            if not started:
+                await self._send_json(send, error)
+            elif is_sse:
+                await send(
+                    {
+                        "type": "http.response.body",
+                        "body": sse_error_event(error),
+                        "more_body": False,
+                    }
+                )
+            else:
+                raise
+            return
+        if held is not None:
+            await send(held)
+
+    def _log(self, scope: Scope, error: ServiceError, exc: BaseException) -> None:
+        detail = redact(f"{type(exc).__name__}: {exc}", self.secrets)[:500]
+        logger.warning(
+            "%s %s failed: %s %s (%s)",
+            scope.get("method"),
+            scope.get("path"),
+            error.status_code,
+            error.type,
+            detail,
+        )
+
+    @staticmethod
+    async def _send_json(send: Send, error: ServiceError) -> None:
+        body = json.dumps({"error": error.to_dict()}).encode()
+        headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
+        start: dict[str, Any] = {
+            "type": "http.response.start",
+            "status": error.status_code,
+            "headers": headers,
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": body, "more_body": False})

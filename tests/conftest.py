@@ -1,0 +1,33 @@
+"""Shared fixtures: settings, the real server with the embedded model (``live_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sse_starlette.sse import AppStatus
+
+from server import create_app
+from settings import Settings
+from tests.servers import free_port, run_server
+
+
+@pytest.fixture(autouse=True)
+def _reset_sse_exit_event() -> Iterator[None]:
+    # sse-starlette 1.x binds a global exit event to the first event loop it sees.
+    AppStatus.should_exit_event = None
+    yield
+    AppStatus.should_exit_event = None
+
+
+@pytest.fixture(scope="session")
+def live_settings() -> Settings:
+    """Settings for the real server: embedded model, a free port."""
+    return Settings(port=free_port(), host="127.0.0.1", _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def live_url(live_settings: Settings) -> Iterator[str]:
+    """Base URL of a real uvicorn server running the app on the embedded model."""
+    with run_server(create_app(live_settings), port=live_settings.port) as url:
+        yield url

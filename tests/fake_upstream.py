@@ -1,0 +1,122 @@
+"""A fault-injecting OpenAI-compatible upstream, for tests only.
+
+The request's ``model`` picks the behaviour:
+``ok`` (a short answer whose logprobs hold a -9999 sentinel, a -3.4e38 and a NaN),
+``status:<code>`` (that HTTP error, OpenAI-shaped; 429 sends ``Retry-After: 7``;
+``status:401`` echoes the key in its message as OpenAI does), ``context`` (400
+context_length_exceeded), ``flaky:<code>:<n>`` (fails n times, then ok), ``garbage``
+(200 with a body that is not JSON), ``hang`` (never answers), ``drop`` (streams two
+chunks, then cuts the connection). ``hits`` counts requests per model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+TOKENS: list[dict[str, Any]] = [
+    {"token": "Hello", "logprob": -0.1, "top": [("Hello", -0.1), ("Hi", -2.5)]},
+    {"token": " there", "logprob": -9999.0, "top": [(" world", -0.5), (" there", -9999.0)]},
+    {"token": " friend", "logprob": -3.4e38, "top": [(" friend", -3.4e38)]},
+    {"token": "!", "logprob": math.nan, "top": [("!", math.nan), (".", -1.0)]},
+    {"token": " Bye", "logprob": -0.7, "top": [(" Bye", -0.7), (" See", -1.2)]},
+]
+
+
+def _entry(item: dict[str, Any]) -> dict[str, Any]:
+    def one(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    return {**one(item["token"], item["logprob"]), "top_logprobs": [one(*t) for t in item["top"]]}
+
+
+def _error(status: int, message: str, code: str | None = None, **headers: str) -> Response:
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_fake_upstream() -> FastAPI:
+    app = FastAPI()
+    app.state.hits = Counter()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await request.json()
+        model = str(body.get("model"))
+        app.state.hits[model] += 1
+        key = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if model.startswith("flaky:"):
+            _, code, times = model.split(":")
+            if app.state.hits[model] <= int(times):
+                return _error(int(code), "temporarily unavailable")
+        elif model.startswith("status:"):
+            status = int(model.split(":")[1])
+            if status == 401:
+                return _error(401, f"Incorrect API key provided: {key}.", "invalid_api_key")
+            if status == 429:
+                return _error(
+                    429, "Rate limit reached", "rate_limit_exceeded", **{"Retry-After": "7"}
+                )
+            return _error(status, f"upstream failure {status}")
+        elif model == "context":
+            return _error(
+                400, "This model's maximum context length is 8 tokens.", "context_length_exceeded"
+            )
+        elif model == "garbage":
+            return PlainTextResponse("this is not json{", media_type="application/json")
+        elif model == "hang":
+            await asyncio.sleep(60)
+        if body.get("stream"):
+            return StreamingResponse(_stream(model), media_type="text/event-stream")
+        text = "".join(t["token"] for t in TOKENS)
+        completion = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": {"content": [_entry(t) for t in TOKENS]},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8},
+        }
+        # allow_nan: a real backend bug we must survive (NaN is not JSON, Python reads it).
+        return Response(json.dumps(completion, allow_nan=True), media_type="application/json")
+
+    return app
+
+
+async def _stream(model: str) -> AsyncIterator[bytes]:
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model}
+    for i, item in enumerate(TOKENS):
+        if model == "drop" and i == 2:
+            msg = "connection dropped on purpose"
+            raise ConnectionResetError(msg)
+        choice = {
+            "index": 0,
+            "delta": {"content": item["token"]},
+            "logprobs": {"content": [_entry(item)]},
+            "finish_reason": None,
+        }
+        chunk = {**base, "choices": [choice]}
+        yield f"data: {json.dumps(chunk, allow_nan=True)}\n\n".encode()
+        await asyncio.sleep(0.01)
+    last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    yield f"data: {json.dumps(last)}\n\n".encode()
+    yield b"data: [DONE]\n\n"

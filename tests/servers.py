@@ -1,0 +1,56 @@
+"""Run an ASGI app under a real uvicorn server in a thread, on a free port."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThreadServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to pytest."""
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+
+@contextmanager
+def run_server(
+    app: Any, port: int | None = None, health: str = "/healthz", timeout: float = 120.0
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1; yield its base URL once ``health`` answers 200."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = ThreadServer(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + health, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            msg = f"server on {url} did not become healthy"
+            raise RuntimeError(msg)
+        time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
