@@ -144,6 +144,8 @@ def to_service_error(exc: BaseException, secrets: Iterable[str] = ()) -> Service
     secrets = list(secrets)
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, UnicodeDecodeError):
+        return InvalidRequestError("body: not valid UTF-8")
     if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
         return UpstreamTimeoutError("the model server did not answer in time")
     if isinstance(exc, openai.APIConnectionError | httpx.TransportError | ConnectionError):
@@ -167,6 +169,9 @@ def to_service_error(exc: BaseException, secrets: Iterable[str] = ()) -> Service
         if status == 504:
             return UpstreamTimeoutError(f"the model server timed out: {message}")
         return UpstreamError(f"the model server failed with status {status}: {message}")
+    if isinstance(exc, ValueError) and "No generations found in stream" in str(exc):
+        # langchain's words for a stream that ended without a single readable chunk
+        return UpstreamError("the model server sent an empty or unreadable stream")
     if isinstance(exc, openai.OpenAIError | json.JSONDecodeError):
         return UpstreamError("the model server sent a response that could not be read")
     return ServiceError("internal error while serving the request")

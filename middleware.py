@@ -14,6 +14,9 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from errors import ServiceError, redact, to_service_error
@@ -110,3 +113,38 @@ class ErrorMiddleware:
         }
         await send(start)
         await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def _problem(error: Any) -> str:
+    if not isinstance(error, dict):
+        return str(error)
+    loc = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{loc or 'body'}: {error.get('msg', 'invalid')}"
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default echoes the offending input, which may be inf/NaN (not JSON)
+    # or a huge prompt: name the field and the problem only.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    problems = [_problem(e) for e in errors]
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+        if isinstance(e, dict)
+        else {"loc": [], "msg": str(e), "type": "invalid"}
+        for e in errors
+    ]
+    body = {
+        "error": {
+            "type": "invalid_request",
+            "message": "; ".join(problems) or "invalid request",
+            "status_code": 422,
+        },
+        "detail": detail,
+    }
+    return JSONResponse(body, status_code=422)
+
+
+def install_error_handling(app: FastAPI, secrets: Sequence[str] = ()) -> None:
+    """Typed errors for ``app``: the middleware, and a JSON-safe 422 handler."""
+    app.add_middleware(ErrorMiddleware, secrets=secrets)
+    app.add_exception_handler(RequestValidationError, _validation_error)

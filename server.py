@@ -21,8 +21,9 @@ from langserve import add_routes
 
 from chains import chat, generate
 from chains.served import serve
-from middleware import ErrorMiddleware
+from middleware import install_error_handling
 from settings import LOCAL_PREFIX, Settings, get_settings
+from ui import mount_ui
 
 logger = logging.getLogger("langserve_logprobs")
 
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ready = False
     app.state.settings = settings
-    app.add_middleware(ErrorMiddleware, secrets=_secrets(settings))
+    install_error_handling(app, _secrets(settings))
 
     if engine is not None:
         from local_llm import create_local_app
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             config_keys=("configurable", "metadata", "tags"),
             playground_type=playground,  # type: ignore[arg-type]
         )
+    mount_ui(app)
     return app
 
 

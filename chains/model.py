@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import openai
 from langchain_core.runnables import ConfigurableField, Runnable
 from langchain_openai import ChatOpenAI
 from pydantic import Field, SecretStr
@@ -38,6 +39,13 @@ def chat_model(settings: Settings, **overrides: Any) -> ChatOpenAI:
         "max_retries": settings.max_retries,
         "use_responses_api": False,
         "stream_usage": True,
+        # configurable_fields rebuilds the model with every field set explicitly, and an
+        # explicit streaming=False disables streaming for good: stream always (invoke
+        # then aggregates the stream, so invoke and merged stream outputs agree).
+        "streaming": True,
+        # One client per model: the SDK's shared default client is bound to the first
+        # event loop that used it, which breaks apps created again (tests, reloads).
+        "http_async_client": openai.DefaultAsyncHttpxClient(),
     }
     fields.update(overrides)
     return ChatOpenAI(**fields)

@@ -1,5 +1,8 @@
-"""What every route gets on top of its chain: per-item batch errors.
+"""What every route gets on top of its chain: checked config and per-item batch errors.
 
+LangServe does not check ``config.configurable`` values against their declared ranges;
+here every call checks them first (``top_logprobs`` 0-20, ``max_tokens`` up to the cap,
+finite ``temperature`` ...) and a bad value is a 400 naming the field.
 LangServe runs ``/batch`` all-or-nothing: one failing item fails the request. Here a
 failed item comes back in its place as ``{"error": {"type", "message", "status_code"}}``
 while the other items carry their normal output.
@@ -7,13 +10,18 @@ while the other items carry their normal output.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
-from pydantic import BaseModel, Field, RootModel
+from langchain_core.runnables.config import get_config_list
+from pydantic import BaseModel, Field, RootModel, ValidationError
 
-from errors import to_service_error
+from errors import InvalidRequestError, invalid_input, to_service_error
+
+
+# config schema per chain (built once; chains live as long as the app)
+_CONFIG_MODELS: dict[int, type[BaseModel]] = {}
 
 
 class ErrorInfo(BaseModel):
@@ -35,6 +43,54 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
 
     secrets: list[str] = Field(default_factory=list)
 
+    def _check(self, config: RunnableConfig | None) -> None:
+        """Raise InvalidRequestError when a configurable value is out of its range."""
+        configurable = (config or {}).get("configurable") or {}
+        known = {spec.id for spec in self.bound.config_specs}
+        values = {k: v for k, v in configurable.items() if k in known}
+        if not values:
+            return
+        model = _CONFIG_MODELS.get(id(self.bound))
+        if model is None:
+            model = _CONFIG_MODELS[id(self.bound)] = self.bound.config_schema(
+                include=["configurable"]
+            )
+        try:
+            model.model_validate({"configurable": values})
+        except ValidationError as exc:
+            raise invalid_input(exc, "config") from None
+
+    async def ainvoke(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Any:
+        self._check(config)
+        return await super().ainvoke(input, config, **kwargs)
+
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Any:
+        self._check(config)
+        return super().invoke(input, config, **kwargs)
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[Any]:
+        self._check(config)
+        async for chunk in super().astream(input, config, **kwargs):
+            yield chunk
+
+    async def astream_events(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:  # type: ignore[override]
+        self._check(config)
+        async for event in super().astream_events(input, config, **kwargs):
+            yield event
+
+    async def astream_log(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[Any]:  # type: ignore[override]
+        self._check(config)
+        async for patch in super().astream_log(input, config, **kwargs):
+            yield patch
+
     def _item_error(self, exc: BaseException) -> dict[str, Any]:
         return {"error": to_service_error(exc, self.secrets).to_dict()}
 
@@ -46,7 +102,22 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return_exceptions: bool = False,
         **kwargs: Any | None,
     ) -> list[Any]:
-        results = await super().abatch(inputs, config, return_exceptions=True, **kwargs)
+        configs = get_config_list(config, len(inputs))
+        bad: dict[int, Exception] = {}
+        for i, item_config in enumerate(configs):
+            try:
+                self._check(item_config)
+            except InvalidRequestError as exc:
+                bad[i] = exc
+        good = [i for i in range(len(inputs)) if i not in bad]
+        done = await super().abatch(
+            [inputs[i] for i in good], [configs[i] for i in good], return_exceptions=True, **kwargs
+        )
+        results: list[Any] = [None] * len(inputs)
+        for i, result in zip(good, done, strict=True):
+            results[i] = result
+        for i, exc in bad.items():
+            results[i] = exc
         return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
 
     def batch(
@@ -57,6 +128,8 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return_exceptions: bool = False,
         **kwargs: Any | None,
     ) -> list[Any]:
+        for item_config in get_config_list(config, len(inputs)):
+            self._check(item_config)
         results = super().batch(inputs, config, return_exceptions=True, **kwargs)
         return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
 
@@ -68,7 +141,7 @@ def serve(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> ServedRunna
     # LangServe only validates BaseModel output types correctly: wrap the union in one.
     output_model = type(
         f"{name}OrError",
-        (RootModel[output | ItemError],),  # type: ignore[misc,valid-type]
+        (RootModel[output | ItemError],),  # type: ignore[valid-type]
         {"__doc__": f"{name}, or ItemError for a failed item of a batch."},
     )
     return ServedRunnable(
