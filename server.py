@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
 
-from chains import chat, generate
+from chains import chat, classify, extract, generate
 from chains.served import serve
 from middleware import install_error_handling
 from settings import LOCAL_PREFIX, Settings, get_settings
@@ -31,6 +31,8 @@ logger = logging.getLogger("langserve_logprobs")
 ROUTES: list[tuple[str, ModuleType, str]] = [
     ("/chat", chat, "chat"),
     ("/generate", generate, "default"),
+    ("/classify", classify, "default"),
+    ("/extract", extract, "default"),
 ]
 
 

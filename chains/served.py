@@ -19,7 +19,6 @@ from pydantic import BaseModel, Field, RootModel, ValidationError
 
 from errors import InvalidRequestError, invalid_input, to_service_error
 
-
 # config schema per chain (built once; chains live as long as the app)
 _CONFIG_MODELS: dict[int, type[BaseModel]] = {}
 
