@@ -13,7 +13,7 @@ left out of the sums (``stats.num_unknown`` counts them).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -188,7 +188,8 @@ def build_chain(settings: Settings) -> Runnable[Any, Any]:
         low_prob_threshold=ConfigurableField(
             id="low_prob_threshold",
             name="Low-probability threshold",
-            description="Words whose weakest token is less likely than this are flagged.",
+            description="Words whose weakest token is less likely than this are flagged (0-1).",
+            annotation=Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)],
         )
     )
     return chain.with_types(input_type=GenerateInput, output_type=GenerateOutput)

@@ -1,0 +1,130 @@
+"""Every invalid request gets a 4xx naming the field and the problem; the server stays up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from settings import Settings
+from tests.api.test_errors import sse_events
+
+JSON = {"content-type": "application/json"}
+
+
+def error_of(response: Any) -> tuple[int, str]:
+    """(status, message) of an error: a JSON body, or a stream's last error event."""
+    if response.headers["content-type"].startswith("text/event-stream"):
+        name, data = sse_events(response.text)[-1]
+        assert name == "error"
+        return data["status_code"], data["message"]
+    return response.status_code, response.json()["error"]["message"]
+
+
+def body(prompt: Any = "hi", **configurable: Any) -> dict[str, Any]:
+    return {
+        "input": {"prompt": prompt},
+        "config": {"configurable": {"model": "ok", **configurable}},
+    }
+
+
+CONFIG_CASES = [
+    pytest.param({"top_logprobs": 21}, "top_logprobs", id="top-logprobs-over-20"),
+    pytest.param({"top_logprobs": -1}, "top_logprobs", id="top-logprobs-negative"),
+    pytest.param({"max_tokens": 0}, "max_tokens", id="max-tokens-zero"),
+    pytest.param({"max_tokens": 2049}, "max_tokens", id="max-tokens-over-cap"),
+    pytest.param({"temperature": "hot"}, "temperature", id="temperature-wrong-type"),
+    pytest.param({"temperature": 3.0}, "temperature", id="temperature-over-2"),
+    pytest.param({"low_prob_threshold": 1.5}, "low_prob_threshold", id="threshold-over-1"),
+]
+
+
+@pytest.mark.parametrize(("configurable", "field"), CONFIG_CASES)
+def test_invoke_rejects_bad_config(client: TestClient, configurable: dict[str, Any], field: str):
+    status, message = error_of(client.post("/generate/invoke", json=body(**configurable)))
+    assert 400 <= status < 500
+    assert field in message
+
+
+@pytest.mark.parametrize(("configurable", "field"), CONFIG_CASES)
+def test_stream_rejects_bad_config_with_4xx_event(
+    client: TestClient, configurable: dict[str, Any], field: str
+):
+    status, message = error_of(client.post("/generate/stream", json=body(**configurable)))
+    assert 400 <= status < 500
+    assert field in message
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "needle"),
+    [
+        pytest.param(b'{"input": {"prompt": "hi"', 422, "JSON", id="malformed-json"),
+        pytest.param(b'{"input": {"prompt": "\xff\xfe"}}', 400, "UTF-8", id="invalid-utf8"),
+        pytest.param(b'{"input": {"prompt": 12}}', 422, "prompt", id="prompt-wrong-type"),
+        pytest.param(b'{"input": {"system": "x"}}', 422, "prompt", id="prompt-missing"),
+        pytest.param(b'{"nothing": 1}', 422, "input", id="input-missing"),
+        pytest.param(b'{"input": {"prompt": 1e999}}', 422, "prompt", id="prompt-infinite"),
+        pytest.param(
+            b'{"input": {"prompt": "a"}, "config": {"configurable": {"temperature": 1e999}}}',
+            400,
+            "temperature",
+            id="temperature-infinite",
+        ),
+    ],
+)
+def test_invoke_rejects_bad_body(client: TestClient, content: bytes, status: int, needle: str):
+    response = client.post("/generate/invoke", content=content, headers=JSON)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["status_code"] == status
+    assert needle in error["message"]
+
+
+def test_prompt_over_the_size_limit(client: TestClient, settings: Settings):
+    prompt = "x" * (settings.max_prompt_chars + 1)
+    response = client.post("/generate/invoke", json=body(prompt))
+    assert response.status_code == 400
+    assert "prompt" in response.json()["error"]["message"]
+    assert "over the limit" in response.json()["error"]["message"]
+
+
+def test_stream_prompt_over_the_size_limit(client: TestClient, settings: Settings):
+    prompt = "x" * (settings.max_prompt_chars + 1)
+    name, data = sse_events(client.post("/generate/stream", json=body(prompt)).text)[-1]
+    assert (name, data["status_code"], data["type"]) == ("error", 400, "invalid_request")
+
+
+@pytest.mark.parametrize(
+    ("messages", "needle"),
+    [
+        pytest.param([["wizard", "hi"]], "wizard", id="unknown-role"),
+        pytest.param([{"role": "robot", "content": "hi"}], "robot", id="unknown-openai-role"),
+        pytest.param([], "at least one message", id="no-messages"),
+        pytest.param([{"role": "user"}], "content", id="message-without-content"),
+    ],
+)
+def test_chat_rejects_bad_messages(client: TestClient, messages: Any, needle: str):
+    response = client.post(
+        "/chat/invoke", json={"input": messages, "config": {"configurable": {"model": "ok"}}}
+    )
+    assert 400 <= response.status_code < 500
+    assert needle in response.json()["error"]["message"]
+
+
+def test_bad_batch_items_fail_alone(client: TestClient):
+    payload = {
+        "inputs": [{"prompt": "ok"}, {"prompt": "y" * 40_000}],
+        "config": {"configurable": {"model": "ok"}},
+    }
+    response = client.post("/generate/batch", json=payload)
+    assert response.status_code == 200
+    good, bad = response.json()["output"]
+    assert good["text"]
+    assert bad["error"]["status_code"] == 400
+
+
+def test_server_stays_up(client: TestClient):
+    client.post("/generate/invoke", content=b"\xff", headers=JSON)
+    client.post("/generate/invoke", json=body(top_logprobs=50))
+    assert client.get("/healthz").json()["status"] == "ok"
