@@ -1,0 +1,189 @@
+"""/chat and /generate against the real embedded model over a real uvicorn server."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from langserve import RemoteRunnable
+
+from chains.logprobs import merge_stream_events
+
+pytestmark = pytest.mark.live
+
+GREEDY = {"configurable": {"temperature": 0.0, "max_tokens": 24, "top_logprobs": 3}}
+
+
+def _check_entry(entry: dict[str, Any]) -> None:
+    assert set(entry) >= {"token", "logprob", "bytes", "top_logprobs"}
+    assert isinstance(entry["logprob"], float)
+    assert entry["logprob"] <= 0.0
+    assert bytes(entry["bytes"]).decode("utf-8", "replace")
+
+
+def test_howto_invoke_through_remote_runnable(live_url: str):
+    llm = RemoteRunnable(live_url + "/chat")
+    msg = llm.invoke(("human", "how are you today"))
+    content = msg.response_metadata["logprobs"]["content"][:5]
+    assert len(content) == 5
+    for entry in content:
+        _check_entry(entry)
+
+
+def test_howto_stream_chunks_sum_their_logprobs(live_url: str):
+    llm = RemoteRunnable(live_url + "/chat")
+    ct = 0
+    full = None
+    lengths = []
+    for chunk in llm.stream(("human", "how are you today")):
+        if ct < 5:
+            full = chunk if full is None else full + chunk
+            if "logprobs" in full.response_metadata:
+                lengths.append(len(full.response_metadata["logprobs"]["content"]))
+        else:
+            break
+        ct += 1
+    assert lengths
+    assert lengths == sorted(lengths)
+    assert lengths[-1] >= 3
+
+
+def test_generate_invoke_is_consistent(live_url: str):
+    out = RemoteRunnable(live_url + "/generate").invoke({"prompt": "Name a color."}, GREEDY)
+    tokens = out["tokens"]
+    assert tokens
+    assert b"".join(bytes(t["bytes"]) for t in tokens).decode() == out["text"]
+    for token in tokens:
+        assert token["top_logprobs"][0]["token"] == token["token"]  # greedy: argmax chosen
+        assert token["top_logprobs"][0]["logprob"] == pytest.approx(token["logprob"])
+        assert [a["logprob"] for a in token["top_logprobs"]] == sorted(
+            (a["logprob"] for a in token["top_logprobs"]), reverse=True
+        )
+    stats = out["stats"]
+    assert stats["num_tokens"] == len(tokens)
+    assert stats["sum_logprob"] == pytest.approx(sum(t["logprob"] for t in tokens))
+    assert out["finish_reason"] in ("stop", "length")
+    assert out["model"]
+
+
+def test_generate_stream_merges_to_invoke(live_url: str):
+    runnable = RemoteRunnable(live_url + "/generate")
+    invoked = runnable.invoke({"prompt": "Write one short sentence about the sea."}, GREEDY)
+    events = list(runnable.stream({"prompt": "Write one short sentence about the sea."}, GREEDY))
+    assert len(events) > 2
+    assert events[-1]["stats"] is not None
+    assert all(e["stats"] is None for e in events[:-1])
+    assert merge_stream_events(events) == invoked
+
+
+def test_generate_batch(live_url: str):
+    outs = RemoteRunnable(live_url + "/generate").batch(
+        [{"prompt": "Say yes."}, {"prompt": "Say no."}], GREEDY
+    )
+    assert len(outs) == 2
+    assert all(o["tokens"] and o["stats"]["num_tokens"] == len(o["tokens"]) for o in outs)
+
+
+def test_batch_item_past_the_context_window_fails_alone(live_url: str):
+    huge = "word " * 6000  # about 6000 tokens, past the 4096-token window
+    response = httpx.post(
+        live_url + "/generate/batch",
+        json={
+            "inputs": [{"prompt": "Say yes."}, {"prompt": huge}, {"prompt": "Say no."}],
+            "config": GREEDY,
+        },
+        timeout=120,
+    )
+    assert response.status_code == 200
+    first, bad, last = response.json()["output"]
+    assert first["tokens"] and last["tokens"]
+    assert bad["error"]["status_code"] == 400
+    assert bad["error"]["type"] == "context_length_exceeded"
+
+
+async def test_astream_and_astream_events(live_url: str):
+    runnable = RemoteRunnable(live_url + "/generate")
+    events = [e async for e in runnable.astream({"prompt": "Count to three."}, GREEDY)]
+    assert merge_stream_events(events)["stats"]["num_tokens"] > 0
+    kinds = []
+    async for event in runnable.astream_events({"prompt": "Count to three."}, GREEDY, version="v2"):
+        kinds.append(event["event"])
+    assert "on_chat_model_stream" in kinds
+    assert "on_chain_end" in kinds
+
+
+def test_first_event_arrives_before_generation_ends(live_url: str):
+    body = {
+        "input": {"prompt": "Tell a long story about a dragon."},
+        "config": {"configurable": {"temperature": 0.0, "max_tokens": 64}},
+    }
+    start = time.monotonic()
+    stamps = []
+    with httpx.stream("POST", live_url + "/generate/stream", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"tokens"' in line:
+                stamps.append(time.monotonic() - start)
+    assert len(stamps) > 10
+    assert stamps[0] < 0.5 * stamps[-1]
+
+
+def test_openai_sdk_against_local_mount(live_url: str):
+    client = openai.OpenAI(base_url=live_url + "/local/v1", api_key="unused")
+    completion = client.chat.completions.create(
+        model="gemma",
+        messages=[{"role": "user", "content": "Hi!"}],
+        max_tokens=8,
+        logprobs=True,
+        top_logprobs=2,
+        temperature=0,
+    )
+    content = completion.choices[0].logprobs.content
+    assert content and all(len(c.top_logprobs) == 2 for c in content)
+    text = b"".join(bytes(c.bytes) for c in content).decode()
+    assert text == completion.choices[0].message.content
+    stream = client.chat.completions.create(
+        model="gemma",
+        messages=[{"role": "user", "content": "Hi!"}],
+        max_tokens=8,
+        logprobs=True,
+        top_logprobs=2,
+        temperature=0,
+        stream=True,
+    )
+    streamed = [
+        c.choices[0].logprobs.content for c in stream if c.choices and c.choices[0].logprobs
+    ]
+    assert sum(len(c or []) for c in streamed) == len(content)
+
+
+def test_disconnect_cancels_generation(live_url: str):
+    body = {
+        "input": {"prompt": "Write a very long story about the history of the world."},
+        "config": {"configurable": {"temperature": 1.0, "max_tokens": 1000}},
+    }
+    events = 0
+    with httpx.stream("POST", live_url + "/generate/stream", json=body, timeout=60) as response:
+        for line in response.iter_lines():
+            if line.startswith("event: data"):
+                events += 1
+                if events == 3:
+                    break
+    dropped_at = time.monotonic()
+    quick = httpx.post(
+        live_url + "/generate/invoke",
+        json={
+            "input": {"prompt": "Say hi."},
+            "config": {"configurable": {"temperature": 0.0, "max_tokens": 4}},
+        },
+        timeout=60,
+    )
+    assert quick.status_code == 200
+    assert time.monotonic() - dropped_at < 5.0
+    history = httpx.get(live_url + "/local/v1/generations", timeout=10).json()["data"]
+    cancelled = [g for g in history if g["finish_reason"] == "cancelled"]
+    assert cancelled, json.dumps(history)
+    assert cancelled[-1]["completion_tokens"] < 100
