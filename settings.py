@@ -11,7 +11,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_MODEL_NAME = "gemma-3-270m-it-q4_k_m"
+LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
 LOCAL_PREFIX = "/local/v1"
 
 

@@ -20,7 +20,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from chains.logprobs import (
     LogprobStats,
@@ -42,7 +42,10 @@ class GenerateInput(BaseModel):
     """A prompt, and optionally a system message."""
 
     prompt: str = Field(description="What to ask the model.")
-    system: str | None = Field(default=None, description="Optional system instructions.")
+    # WithJsonSchema: the playground cannot render the {"type": "null"} of an optional.
+    system: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
+        default=None, description="Optional system instructions."
+    )
 
 
 class GenerateOutput(BaseModel):

@@ -58,7 +58,7 @@ def configurable_fields(settings: Settings) -> dict[str, ConfigurableField]:
             id="temperature",
             name="Temperature",
             description="Sampling temperature, 0 to 2 (0: always the most likely token).",
-            annotation=Annotated[float | None, Field(ge=0.0, le=2.0, allow_inf_nan=False)],
+            annotation=Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)],
         ),
         "max_tokens": ConfigurableField(
             id="max_tokens",

