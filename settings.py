@@ -41,12 +41,12 @@ class Settings(BaseSettings):
         validation_alias="LOGPROBS_TOP_LOGPROBS",
         description="Default number of alternatives per token.",
     )
-    temperature: float | None = Field(
-        default=None,
+    temperature: float = Field(
+        default=0.0,
         ge=0.0,
         le=2.0,
         validation_alias="LOGPROBS_TEMPERATURE",
-        description="Default sampling temperature (unset: the upstream's default).",
+        description="Default sampling temperature (0: greedy, reproducible).",
     )
     max_tokens: int = Field(
         default=256,

@@ -67,7 +67,7 @@ def check_messages(value: Any, max_chars: int) -> list[BaseMessage]:
 def build_chain(settings: Settings) -> Runnable[Any, Any]:
     """The configurable chat model (temperature, max_tokens, top_logprobs, model)."""
     model = configurable_chat_model(settings)
-    guard = RunnableLambda(
+    guard: Runnable[Any, list[BaseMessage]] = RunnableLambda(
         lambda value: check_messages(value, settings.max_prompt_chars), name="check_messages"
     )
     return (guard | model).with_types(input_type=ChatInput)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chains.logprobs import (
     LogprobStats,
@@ -31,7 +31,7 @@ from chains.logprobs import (
     parse_tokens,
 )
 from chains.model import configurable_chat_model
-from chains.runnable import ChainRunnable
+from chains.runnable import ChainRunnable, OptionalText
 from errors import InvalidRequestError, invalid_input
 from settings import Settings
 
@@ -42,10 +42,7 @@ class GenerateInput(BaseModel):
     """A prompt, and optionally a system message."""
 
     prompt: str = Field(description="What to ask the model.")
-    # WithJsonSchema: the playground cannot render the {"type": "null"} of an optional.
-    system: Annotated[str | None, WithJsonSchema({"type": "string"})] = Field(
-        default=None, description="Optional system instructions."
-    )
+    system: OptionalText = Field(default=None, description="Optional system instructions.")
 
 
 class GenerateOutput(BaseModel):

@@ -9,12 +9,16 @@ callbacks, tracing metadata and ``astream_events`` work as for any built-in runn
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
-from pydantic import ConfigDict
+from pydantic import ConfigDict, WithJsonSchema
+
+# An optional text field whose JSON Schema is plain "string": LangServe's playground
+# cannot render the {"type": "null"} branch that pydantic gives ``str | None``.
+OptionalText = Annotated[str | None, WithJsonSchema({"type": "string"})]
 
 
 class ChainRunnable(RunnableSerializable[Any, Any]):

@@ -10,7 +10,7 @@ while the other items carry their normal output.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
@@ -59,36 +59,12 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         except ValidationError as exc:
             raise invalid_input(exc, "config") from None
 
-    async def ainvoke(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
-    ) -> Any:
-        self._check(config)
-        return await super().ainvoke(input, config, **kwargs)
-
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None) -> Any:
-        self._check(config)
-        return super().invoke(input, config, **kwargs)
-
-    async def astream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
-    ) -> AsyncIterator[Any]:
-        self._check(config)
-        async for chunk in super().astream(input, config, **kwargs):
-            yield chunk
-
-    async def astream_events(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:  # type: ignore[override]
-        self._check(config)
-        async for event in super().astream_events(input, config, **kwargs):
-            yield event
-
-    async def astream_log(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> AsyncIterator[Any]:  # type: ignore[override]
-        self._check(config)
-        async for patch in super().astream_log(input, config, **kwargs):
-            yield patch
+    def _merge_configs(self, *configs: RunnableConfig | None) -> RunnableConfig:
+        # Every RunnableBinding method (invoke, stream, stream_events, stream_log, batch)
+        # merges the caller's config through here first: the one place to check it.
+        for config in configs:
+            self._check(config)
+        return super()._merge_configs(*configs)
 
     def _item_error(self, exc: BaseException) -> dict[str, Any]:
         return {"error": to_service_error(exc, self.secrets).to_dict()}
@@ -106,8 +82,8 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         for i, item_config in enumerate(configs):
             try:
                 self._check(item_config)
-            except InvalidRequestError as exc:
-                bad[i] = exc
+            except InvalidRequestError as error:
+                bad[i] = error
         good = [i for i in range(len(inputs)) if i not in bad]
         done = await super().abatch(
             [inputs[i] for i in good], [configs[i] for i in good], return_exceptions=True, **kwargs
@@ -115,8 +91,8 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         results: list[Any] = [None] * len(inputs)
         for i, result in zip(good, done, strict=True):
             results[i] = result
-        for i, exc in bad.items():
-            results[i] = exc
+        for i, failure in bad.items():
+            results[i] = failure
         return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
 
     def batch(

@@ -1,0 +1,250 @@
+"""Unit tests of chains.classify: option markers, the label distribution read from the
+marker token's top_logprobs (recorded OpenAI-shaped answers in tests/data), input checks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
+from chains.classify import (
+    MARKERS,
+    Classify,
+    ClassifyInput,
+    _marker_of,
+    _marker_table,
+    answer_schema,
+    classify_output,
+    classify_prompt,
+    markers_for,
+)
+from errors import InvalidRequestError, UpstreamError
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+SENTIMENT = ["positive", "negative"]
+THREE = ["positive", "negative", "neutral"]
+FRUIT = ["apple", "apricot", "banana"]
+THIRTY = [f"topic {i:02d}" for i in range(30)]
+
+
+def recorded(name: str) -> AIMessage:
+    """The AIMessage ChatOpenAI makes of a recorded completion."""
+    completion = json.loads((DATA / name).read_text(encoding="utf-8"))
+    choice = completion["choices"][0]
+    metadata = {
+        "logprobs": choice["logprobs"],
+        "model_name": completion["model"],
+        "finish_reason": choice["finish_reason"],
+    }
+    return AIMessage(content=choice["message"]["content"], response_metadata=metadata)
+
+
+def answer_message(content: str, finish: str = "stop") -> AIMessage:
+    """A message whose single-token-per-character logprobs spell ``content``."""
+    tokens = [
+        {"token": c, "logprob": -0.1, "bytes": list(c.encode()), "top_logprobs": []}
+        for c in content
+    ]
+    metadata = {"logprobs": {"content": tokens}, "finish_reason": finish}
+    return AIMessage(content=content, response_metadata=metadata)
+
+
+def e(*logprobs: float) -> float:
+    return math.fsum(math.exp(lp) for lp in logprobs)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "labels", "mass", "label", "answer"),
+    [
+        pytest.param(
+            "classify_glued_quote.json",
+            SENTIMENT,
+            [e(-0.105, -5.2, -6.1), e(-2.5)],
+            "positive",
+            "positive",
+            id="marker-glued-to-quote-with-space-and-case-variants",
+        ),
+        pytest.param(
+            "classify_split.json",
+            THREE,
+            [e(-1.6), e(-0.4, -3.0, -4.5, -7.5), e(-5.0)],
+            "negative",
+            "negative",
+            id="marker-token-alone-closing-quote-variants",
+        ),
+        pytest.param(
+            "classify_space_quote.json",
+            THREE,
+            [e(-1.9, -4.1), 0.0, e(-0.22, -5.3)],
+            "neutral",
+            "neutral",
+            id="space-quote-prefix-and-no-space-variant",
+        ),
+        pytest.param(
+            "classify_shared_prefix.json",
+            FRUIT,
+            [e(-1.0), e(-0.6), e(-3.5)],
+            "apricot",
+            "apricot",
+            id="labels-sharing-first-token-stay-distinct",
+        ),
+        pytest.param(
+            "classify_missing_top.json",
+            THREE,
+            [e(-0.5), e(-2.3), e(-2.0)],
+            "positive",
+            "negative",
+            id="sampled-marker-missing-from-top-logprobs",
+        ),
+        pytest.param(
+            "classify_many_labels.json",
+            THIRTY,
+            [0.0, e(-1.4)] + [0.0] * 24 + [e(-2.0), e(-0.7, -3.5), 0.0, 0.0],
+            "topic 27",
+            "topic 27",
+            id="over-26-labels-case-is-not-merged",
+        ),
+    ],
+)
+def test_distribution_from_recorded_answers(
+    fixture: str, labels: list[str], mass: list[float], label: str, answer: str
+) -> None:
+    out = classify_output(recorded(fixture), labels)
+    total = math.fsum(mass)
+    assert out["coverage"] == pytest.approx(total)
+    assert 0.0 < out["coverage"] <= 1.0
+    assert list(out["distribution"]) == labels
+    assert list(out["distribution"].values()) == pytest.approx([m / total for m in mass])
+    assert math.fsum(out["distribution"].values()) == pytest.approx(1.0)
+    assert out["label"] == label
+    assert out["answer"] == answer
+    assert out["confidence"] == pytest.approx(max(mass) / total)
+    assert out["marker"] == MARKERS[labels.index(label)]
+    assert out["model"] == "gpt-4o-mini-2024-07-18"
+
+
+def test_no_coverage_puts_all_on_the_answer_and_no_confidence() -> None:
+    out = classify_output(recorded("classify_no_coverage.json"), SENTIMENT)
+    assert out["coverage"] == 0.0
+    assert out["confidence"] is None
+    assert out["distribution"] == {"positive": 1.0, "negative": 0.0}
+    assert (out["label"], out["answer"], out["marker"]) == ("positive", "positive", "A")
+
+
+@pytest.mark.parametrize(
+    ("piece", "prefix", "count", "expected"),
+    [
+        pytest.param(b'"B', b'"', 2, 1, id="glued"),
+        pytest.param(b' "B', b'"', 2, 1, id="space-before-quote"),
+        pytest.param(b'" B', b'"', 2, 1, id="space-after-quote"),
+        pytest.param(b'"b', b'"', 2, 1, id="lower-case-merged"),
+        pytest.param(b'"b', b'"', 30, 27, id="lower-case-is-another-label-past-26"),
+        pytest.param(b'B"}', b"", 2, 1, id="closing-quote-and-brace"),
+        pytest.param(b"B ", b"", 2, 1, id="trailing-space"),
+        pytest.param(b"Bad", b"", 2, None, id="word-starting-with-marker"),
+        pytest.param(b'"', b'"', 2, None, id="quote-only"),
+        pytest.param(b"B", b'"', 2, None, id="missing-prefix"),
+        pytest.param(b'"C', b'"', 2, None, id="marker-past-the-labels"),
+        pytest.param(b':"A', b': "', 2, 0, id="whitespace-in-prefix-ignored"),
+        pytest.param('"\u00c4'.encode(), b'"', 2, None, id="non-ascii"),
+    ],
+)
+def test_marker_variants(piece: bytes, prefix: bytes, count: int, expected: int | None) -> None:
+    assert _marker_of(piece, prefix, _marker_table(count)) == expected
+
+
+def test_markers() -> None:
+    assert markers_for(3) == ["A", "B", "C"]
+    assert markers_for(50)[25:28] == ["Z", "a", "b"]
+    assert markers_for(50)[-1] == "x"
+    assert len(set(markers_for(50))) == 50
+    schema = answer_schema(markers_for(2))
+    assert schema["properties"]["answer"]["enum"] == ["A", "B"]
+    assert schema["additionalProperties"] is False
+
+
+def test_prompt_lists_the_options() -> None:
+    data = ClassifyInput(text="I love it", labels=["good", "bad\nthing"], instructions="Be fair.")
+    prompt = classify_prompt(data)
+    assert "A. good\nB. bad thing\n" in prompt
+    assert "I love it" in prompt and "Be fair." in prompt
+    assert '{"answer": "<letter>"}' in prompt
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param('{"answer": "Z"}', id="not-a-marker"),
+        pytest.param('{"answer": "a"}', id="lower-case-answer"),
+        pytest.param('{"label": "A"}', id="wrong-key"),
+        pytest.param('{"answer": "A"', id="unfinished-json"),
+        pytest.param('```json\n{"answer": "A"}\n```', id="code-fence"),
+        pytest.param('["A"]', id="not-an-object"),
+    ],
+)
+def test_bad_answers_are_upstream_errors(content: str) -> None:
+    with pytest.raises(UpstreamError, match="not one of the options"):
+        classify_output(answer_message(content), SENTIMENT)
+
+
+def test_cut_answer_and_missing_logprobs_are_upstream_errors() -> None:
+    with pytest.raises(UpstreamError, match="max_tokens"):
+        classify_output(answer_message('{"answer": "A"}', finish="length"), SENTIMENT)
+    with pytest.raises(UpstreamError, match="no logprobs"):
+        classify_output(AIMessage(content='{"answer": "A"}'), SENTIMENT)
+
+
+class RecordedChat(BaseChatModel):
+    """A chat model that answers with one recorded message and records its calls."""
+
+    message: AIMessage
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "recorded"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        self.calls.append({"messages": messages, **kw})
+        return ChatResult(generations=[ChatGeneration(message=self.message)])
+
+
+def test_chain_sends_the_schema_in_extra_body_and_streams_one_event() -> None:
+    model = RecordedChat(message=recorded("classify_split.json"))
+    chain = Classify(model=model, max_prompt_chars=1000)
+    data = {"text": "meh", "labels": THREE}
+    out = chain.invoke(data)
+    assert out["label"] == "negative"
+    response_format = model.calls[0]["extra_body"]["response_format"]
+    assert response_format["type"] == "json_schema"
+    assert response_format["json_schema"]["strict"] is True
+    assert response_format["json_schema"]["schema"] == answer_schema(["A", "B", "C"])
+    assert "C. neutral" in model.calls[0]["messages"][0].content
+    assert list(chain.stream(data)) == [out]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        pytest.param({"text": "x", "labels": ["a"]}, "labels", id="one-label"),
+        pytest.param({"text": "x", "labels": ["a", "b", "a"]}, "labels", id="duplicate"),
+        pytest.param({"text": "x", "labels": ["a", " "]}, "labels", id="blank-label"),
+        pytest.param({"text": "x", "labels": [str(i) for i in range(51)]}, "labels", id="51"),
+        pytest.param({"labels": ["a", "b"]}, "text", id="no-text"),
+        pytest.param({"text": "x" * 1001, "labels": ["a", "b"]}, "input", id="too-long"),
+    ],
+)
+def test_invalid_inputs(value: dict[str, Any], field: str) -> None:
+    chain = Classify(model=RecordedChat(message=AIMessage(content="")), max_prompt_chars=1000)
+    with pytest.raises(InvalidRequestError, match=field):
+        chain.invoke(value)
