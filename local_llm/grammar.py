@@ -1,0 +1,59 @@
+"""``response_format`` -> llama.cpp GBNF grammar text.
+
+``json_object`` uses llama.cpp's generic JSON grammar; ``json_schema`` goes through the
+schema-to-GBNF converter shipped with llama-cpp-python, cached by the schema's canonical JSON.
+The engine checks the grammar text once more against the vocabulary (``check_grammar``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from local_llm.errors import InvalidRequestError
+from local_llm.protocol import ResponseFormat, ResponseFormatJsonObject, ResponseFormatText
+
+SCHEMA_PARAM = "response_format.json_schema.schema"
+_MAX_DETAIL = 200
+
+
+def grammar_for(response_format: ResponseFormat | None) -> str | None:
+    """Return the GBNF grammar that enforces ``response_format``, or None for free text.
+
+    Raises:
+        InvalidRequestError: the JSON schema cannot be turned into a grammar.
+    """
+    if response_format is None or isinstance(response_format, ResponseFormatText):
+        return None
+    if isinstance(response_format, ResponseFormatJsonObject):
+        from llama_cpp.llama_grammar import JSON_GBNF
+
+        return JSON_GBNF
+    return schema_grammar(response_format.json_schema.schema_ or {})
+
+
+def schema_grammar(schema: dict[str, Any]) -> str:
+    """Convert a JSON schema to GBNF (cached by canonical schema text).
+
+    Raises:
+        InvalidRequestError: naming ``response_format.json_schema.schema``.
+    """
+    try:
+        key = json.dumps(schema, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except ValueError as exc:
+        msg = f"Invalid '{SCHEMA_PARAM}': not serializable as JSON ({exc})."
+        raise InvalidRequestError(msg, param=SCHEMA_PARAM) from exc
+    return _convert(key)
+
+
+@lru_cache(maxsize=128)
+def _convert(schema_json: str) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return str(json_schema_to_gbnf(schema_json))
+    except Exception as exc:  # the converter signals bad schemas with asserts and KeyErrors
+        detail = str(exc)[:_MAX_DETAIL] or type(exc).__name__
+        msg = f"Invalid '{SCHEMA_PARAM}': unsupported JSON schema ({detail})."
+        raise InvalidRequestError(msg, param=SCHEMA_PARAM) from exc
