@@ -23,7 +23,7 @@ def _reset_sse_exit_event() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def live_settings() -> Settings:
     """Settings for the real server: embedded model, a free port."""
-    return Settings(port=free_port(), host="127.0.0.1", _env_file=None)  # type: ignore[call-arg]
+    return Settings(port=free_port(), host="127.0.0.1", _env_file=None)
 
 
 @pytest.fixture(scope="session")

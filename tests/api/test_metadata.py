@@ -23,4 +23,3 @@ def test_metadata_and_tags_reach_runs(client: TestClient):
     for event in model_runs:
         assert event["metadata"]["user_id"] == "u-42"
         assert "from-client" in event["tags"]
-

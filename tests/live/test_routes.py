@@ -9,13 +9,14 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 
 from chains.logprobs import merge_stream_events
 
 pytestmark = pytest.mark.live
 
-GREEDY = {"configurable": {"temperature": 0.0, "max_tokens": 24, "top_logprobs": 3}}
+GREEDY: RunnableConfig = {"configurable": {"temperature": 0.0, "max_tokens": 24, "top_logprobs": 3}}
 
 
 def _check_entry(entry: dict[str, Any]) -> None:
@@ -26,7 +27,7 @@ def _check_entry(entry: dict[str, Any]) -> None:
 
 
 def test_howto_invoke_through_remote_runnable(live_url: str):
-    llm = RemoteRunnable(live_url + "/chat")
+    llm: RemoteRunnable[Any, Any] = RemoteRunnable(live_url + "/chat")
     msg = llm.invoke(("human", "how are you today"))
     content = msg.response_metadata["logprobs"]["content"][:5]
     assert len(content) == 5
@@ -35,7 +36,7 @@ def test_howto_invoke_through_remote_runnable(live_url: str):
 
 
 def test_howto_stream_chunks_sum_their_logprobs(live_url: str):
-    llm = RemoteRunnable(live_url + "/chat")
+    llm: RemoteRunnable[Any, Any] = RemoteRunnable(live_url + "/chat")
     ct = 0
     full = None
     lengths = []
@@ -53,7 +54,8 @@ def test_howto_stream_chunks_sum_their_logprobs(live_url: str):
 
 
 def test_generate_invoke_is_consistent(live_url: str):
-    out = RemoteRunnable(live_url + "/generate").invoke({"prompt": "Name a color."}, GREEDY)
+    remote: RemoteRunnable[Any, Any] = RemoteRunnable(live_url + "/generate")
+    out = remote.invoke({"prompt": "Name a color."}, GREEDY)
     tokens = out["tokens"]
     assert tokens
     assert b"".join(bytes(t["bytes"]) for t in tokens).decode() == out["text"]
@@ -71,7 +73,7 @@ def test_generate_invoke_is_consistent(live_url: str):
 
 
 def test_generate_stream_merges_to_invoke(live_url: str):
-    runnable = RemoteRunnable(live_url + "/generate")
+    runnable: RemoteRunnable[Any, Any] = RemoteRunnable(live_url + "/generate")
     invoked = runnable.invoke({"prompt": "Write one short sentence about the sea."}, GREEDY)
     events = list(runnable.stream({"prompt": "Write one short sentence about the sea."}, GREEDY))
     assert len(events) > 2
@@ -81,9 +83,8 @@ def test_generate_stream_merges_to_invoke(live_url: str):
 
 
 def test_generate_batch(live_url: str):
-    outs = RemoteRunnable(live_url + "/generate").batch(
-        [{"prompt": "Say yes."}, {"prompt": "Say no."}], GREEDY
-    )
+    remote: RemoteRunnable[Any, Any] = RemoteRunnable(live_url + "/generate")
+    outs = remote.batch([{"prompt": "Say yes."}, {"prompt": "Say no."}], GREEDY)
     assert len(outs) == 2
     assert all(o["tokens"] and o["stats"]["num_tokens"] == len(o["tokens"]) for o in outs)
 
@@ -106,7 +107,7 @@ def test_batch_item_past_the_context_window_fails_alone(live_url: str):
 
 
 async def test_astream_and_astream_events(live_url: str):
-    runnable = RemoteRunnable(live_url + "/generate")
+    runnable: RemoteRunnable[Any, Any] = RemoteRunnable(live_url + "/generate")
     events = [e async for e in runnable.astream({"prompt": "Count to three."}, GREEDY)]
     assert merge_stream_events(events)["stats"]["num_tokens"] > 0
     kinds = []
@@ -141,9 +142,11 @@ def test_openai_sdk_against_local_mount(live_url: str):
         top_logprobs=2,
         temperature=0,
     )
+    assert completion.choices[0].logprobs is not None
     content = completion.choices[0].logprobs.content
+    assert content is not None
     assert content and all(len(c.top_logprobs) == 2 for c in content)
-    text = b"".join(bytes(c.bytes) for c in content).decode()
+    text = b"".join(bytes(c.bytes or []) for c in content).decode()
     assert text == completion.choices[0].message.content
     stream = client.chat.completions.create(
         model="gemma",
