@@ -6,7 +6,9 @@ The request's ``model`` picks the behaviour:
 ``status:401`` echoes the key in its message as OpenAI does), ``context`` (400
 context_length_exceeded), ``flaky:<code>:<n>`` (fails n times, then ok), ``garbage``
 (200 with a body that is not JSON), ``hang`` (never answers), ``drop`` (streams two
-chunks, then cuts the connection). ``hits`` counts requests per model.
+chunks, then cuts the connection), ``slow`` (streams 500 tokens, one per 20 ms, and
+records in ``closed`` the time at which its client went away). ``hits`` counts
+requests per model.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def _error(status: int, message: str, code: str | None = None, **headers: str) -
 def create_fake_upstream() -> FastAPI:
     app = FastAPI()
     app.state.hits = Counter()
+    app.state.closed = []
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -78,6 +81,8 @@ def create_fake_upstream() -> FastAPI:
             return PlainTextResponse("this is not json{", media_type="application/json")
         elif model == "hang":
             await asyncio.sleep(60)
+        if model == "slow" and body.get("stream"):
+            return StreamingResponse(_slow_stream(app.state.closed), media_type="text/event-stream")
         if body.get("stream"):
             return StreamingResponse(_stream(model), media_type="text/event-stream")
         text = "".join(t["token"] for t in TOKENS)
@@ -120,3 +125,21 @@ async def _stream(model: str) -> AsyncIterator[bytes]:
     last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     yield f"data: {json.dumps(last)}\n\n".encode()
     yield b"data: [DONE]\n\n"
+
+
+async def _slow_stream(closed: list[float]) -> AsyncIterator[bytes]:
+    base = {"id": "chatcmpl-slow", "object": "chat.completion.chunk", "created": 0, "model": "slow"}
+    try:
+        for _ in range(500):
+            item = {"token": " la", "logprob": -0.2, "top": [(" la", -0.2)]}
+            choice = {
+                "index": 0,
+                "delta": {"content": item["token"]},
+                "logprobs": {"content": [_entry(item)]},
+                "finish_reason": None,
+            }
+            yield f"data: {json.dumps({**base, 'choices': [choice]})}\n\n".encode()
+            await asyncio.sleep(0.02)
+        yield b"data: [DONE]\n\n"
+    finally:
+        closed.append(time.monotonic())
