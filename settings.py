@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         default=None,
         ge=1,
         validation_alias="LOCAL_N_THREADS",
-        description="CPU threads of the embedded model (default: all cores).",
+        description="CPU threads of the embedded model (default: half the cores, at least 1).",
     )
 
     @property

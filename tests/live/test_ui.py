@@ -3,8 +3,8 @@
 ``--dump-dom`` does not wait for a fetch stream to finish, so the browser runs with
 ``--remote-debugging-port`` and the test polls the page's state through the DevTools
 protocol, then takes the DOM and a screenshot. Chromium is installed with apt when it is
-missing and we are root; otherwise the tests skip. Set ``UI_SCREENSHOT_DIR`` to keep the
-screenshots.
+missing and we are root; otherwise the tests skip (and fail when ``CI`` is set).
+Set ``UI_SCREENSHOT_DIR`` to keep the screenshots.
 """
 
 from __future__ import annotations
@@ -98,7 +98,10 @@ def browser_binary() -> str:
     """Path of a Chromium binary, installed with apt when missing (as root)."""
     path = _find_browser() or _install_chromium()
     if path is None:
-        pytest.skip("chromium is not installed and could not be installed with apt-get")
+        msg = "chromium is not installed and could not be installed with apt-get"
+        if os.environ.get("CI"):
+            pytest.fail(msg)  # in CI the browser tests must run, not skip
+        pytest.skip(msg)
     return path
 
 
