@@ -5,9 +5,11 @@ Sends every sentence of ``bench/data/sentiment.jsonl`` to ``/classify`` with the
 ``RemoteRunnable(url + "/classify").batch`` and prints accuracy (overall, easy, hard),
 expected calibration error over 10 equal-width confidence bins, the Brier score, mean
 coverage, how often each label was predicted, and a reliability table (bin, count, mean
-confidence, accuracy).
+confidence, accuracy). It does so zero-shot and then few-shot, with the first 4 solved
+examples of ``bench/data/sentiment_examples.jsonl`` (none of them in the test set) sent
+as ``examples`` (``--shots 0,4,8`` picks the counts).
 
-Run: ``.venv/bin/python -m bench.bench_classify [URL] [--limit N] [--labels A,B]``.
+Run: ``.venv/bin/python -m bench.bench_classify [URL] [--limit N] [--labels A,B] [--shots 0,4]``.
 With no URL it starts the app itself on a free port, on whatever backend the environment
 configures (the embedded model when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is
 set), so the same script measures any OpenAI-compatible upstream.
@@ -28,6 +30,7 @@ from typing import Any
 from langserve import RemoteRunnable
 
 DATA = Path(__file__).resolve().parent / "data" / "sentiment.jsonl"
+EXAMPLES = Path(__file__).resolve().parent / "data" / "sentiment_examples.jsonl"
 DEFAULT_LABELS = ["positive", "negative"]
 BINS = 10
 
@@ -68,14 +71,20 @@ def target(url: str | None) -> Iterator[str]:
 
 
 def classify_all(
-    url: str, rows: Sequence[dict[str, str]], labels: list[str], batch_size: int
+    url: str,
+    rows: Sequence[dict[str, str]],
+    labels: list[str],
+    batch_size: int,
+    examples: Sequence[dict[str, str]] = (),
 ) -> list[Result]:
     """Run /classify over ``rows`` in batches; items that failed are reported and skipped."""
     remote: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/classify", timeout=900)
     results: list[Result] = []
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
-        outputs = remote.batch([{"text": row["text"], "labels": labels} for row in chunk])
+        shots = [{"text": e["text"], "label": e["label"]} for e in examples]
+        inputs = [{"text": row["text"], "labels": labels, "examples": shots} for row in chunk]
+        outputs = remote.batch(inputs)
         for row, out in zip(chunk, outputs, strict=True):
             if "error" in out:
                 print(f"  failed: {row['text']!r}: {out['error']['message']}")
@@ -166,12 +175,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=",".join(DEFAULT_LABELS),
         help="comma-separated labels in option order (reverse them to see position bias)",
     )
+    parser.add_argument("--examples", type=Path, default=EXAMPLES, help="JSONL of solved examples")
+    parser.add_argument(
+        "--shots", default="0,4", help="comma-separated numbers of examples to run with"
+    )
     args = parser.parse_args(argv)
     rows = load(args.data, args.limit)
+    examples = load(args.examples, None)
     with target(args.url) as url:
-        start = time.perf_counter()
-        results = classify_all(url, rows, args.labels.split(","), args.batch_size)
-        report(results, len(rows), time.perf_counter() - start)
+        for shots in (int(n) for n in args.shots.split(",")):
+            title = (
+                "zero-shot" if shots == 0 else f"{shots}-shot (examples from {args.examples.name})"
+            )
+            print(f"\n=== {title} ===")
+            start = time.perf_counter()
+            results = classify_all(
+                url, rows, args.labels.split(","), args.batch_size, examples[:shots]
+            )
+            report(results, len(rows), time.perf_counter() - start)
 
 
 if __name__ == "__main__":

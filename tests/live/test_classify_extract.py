@@ -33,7 +33,7 @@ def remote(url: str) -> RemoteRunnable[Any, Any]:
     return RemoteRunnable(url)
 
 
-def _check_classification(out: dict[str, Any], labels: list[str]) -> None:
+def _check_classification(out: dict[str, Any], labels: list[str], method: str) -> None:
     assert out["label"] in labels
     assert out["answer"] in labels
     assert list(out["distribution"]) == labels
@@ -42,7 +42,11 @@ def _check_classification(out: dict[str, Any], labels: list[str]) -> None:
     assert 0.0 < out["coverage"] <= 1.0
     assert out["confidence"] == out["distribution"][out["label"]]
     assert out["confidence"] == max(out["distribution"].values())
-    assert out["marker"] == "ABCDEFGHIJ"[labels.index(out["label"])]
+    assert out["method"] == method
+    if method == "marker":
+        assert out["marker"] == "ABCDEFGHIJ"[labels.index(out["label"])]
+    else:
+        assert out["marker"] is None
     assert out["model"]
 
 
@@ -50,7 +54,26 @@ def test_classify_invoke(live_url: str):
     out = remote(live_url + "/classify").invoke(
         {"text": "I absolutely loved this movie!", "labels": SENTIMENT}
     )
-    _check_classification(out, SENTIMENT)
+    _check_classification(out, SENTIMENT, "label")
+
+
+def test_classify_with_examples_follows_them(live_url: str):
+    examples = [
+        {"text": "I loved it, fantastic!", "label": "positive"},
+        {"text": "Awful, a waste of money.", "label": "negative"},
+        {"text": "Great staff and tasty food.", "label": "positive"},
+        {"text": "It broke after one day. Very disappointed.", "label": "negative"},
+    ]
+    classify = remote(live_url + "/classify")
+    outs = classify.batch(
+        [
+            {"text": text, "labels": SENTIMENT, "examples": examples}
+            for text in ("What a wonderful, lovely day!", "Horrible. I hate it, a total waste.")
+        ]
+    )
+    for out in outs:
+        _check_classification(out, SENTIMENT, "label")
+    assert [out["label"] for out in outs] == ["positive", "negative"]
 
 
 def test_classify_labels_sharing_a_first_token(live_url: str):
@@ -58,7 +81,7 @@ def test_classify_labels_sharing_a_first_token(live_url: str):
     out = remote(live_url + "/classify").invoke(
         {"text": "A small orange stone fruit.", "labels": labels, "instructions": "Pick a fruit."}
     )
-    _check_classification(out, labels)
+    _check_classification(out, labels, "marker")
 
 
 def test_classify_batch_of_two(live_url: str):
@@ -70,8 +93,8 @@ def test_classify_batch_of_two(live_url: str):
         ]
     )
     assert len(outs) == 2
-    _check_classification(outs[0], SENTIMENT)
-    _check_classification(outs[1], ["food", "weather", "sport"])
+    _check_classification(outs[0], SENTIMENT, "label")
+    _check_classification(outs[1], ["food", "weather", "sport"], "label")
 
 
 def test_classify_stream_gives_the_whole_output(live_url: str):
@@ -79,7 +102,7 @@ def test_classify_stream_gives_the_whole_output(live_url: str):
     value = {"text": "Terrible service, I want a refund.", "labels": SENTIMENT}
     events = list(classify.stream(value))
     assert len(events) == 1
-    _check_classification(events[0], SENTIMENT)
+    _check_classification(events[0], SENTIMENT, "label")
     assert events[0] == classify.invoke(value)  # temperature 0: same answer
 
 

@@ -147,9 +147,13 @@ def test_json_schema_output_follows_schema(client: openai.OpenAI) -> None:
             "json_schema": {"name": "person", "schema": schema, "strict": True},
         },
     )
-    data = json.loads(reply.choices[0].message.content or "")
+    content = reply.choices[0].message.content or ""
+    data = json.loads(content)
     assert set(data) == {"name", "age"}
     assert isinstance(data["name"], str) and isinstance(data["age"], int)
+    # The reply ends at the value: no trailing space token with a junk logprob.
+    assert content.endswith("}")
+    assert reply.choices[0].finish_reason == "stop"
 
 
 def test_json_object_output_is_an_object(client: openai.OpenAI) -> None:

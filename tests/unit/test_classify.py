@@ -1,5 +1,6 @@
-"""Unit tests of chains.classify: option markers, the label distribution read from the
-marker token's top_logprobs (recorded OpenAI-shaped answers in tests/data), input checks.
+"""Unit tests of chains.classify: the two answer methods (label, marker), the label
+distribution read from the answer token's top_logprobs (recorded OpenAI-shaped answers in
+tests/data), few-shot examples, input checks.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from chains.classify import (
     MARKERS,
     Classify,
     ClassifyInput,
+    _label_of,
     _marker_of,
     _marker_table,
     answer_schema,
+    choose_method,
+    classify_messages,
     classify_output,
     classify_prompt,
+    label_bytes,
     markers_for,
 )
 from errors import InvalidRequestError, UpstreamError
@@ -117,7 +122,7 @@ def e(*logprobs: float) -> float:
 def test_distribution_from_recorded_answers(
     fixture: str, labels: list[str], mass: list[float], label: str, answer: str
 ) -> None:
-    out = classify_output(recorded(fixture), labels)
+    out = classify_output(recorded(fixture), labels, "marker")
     total = math.fsum(mass)
     assert out["coverage"] == pytest.approx(total)
     assert 0.0 < out["coverage"] <= 1.0
@@ -132,7 +137,7 @@ def test_distribution_from_recorded_answers(
 
 
 def test_no_coverage_puts_all_on_the_answer_and_no_confidence() -> None:
-    out = classify_output(recorded("classify_no_coverage.json"), SENTIMENT)
+    out = classify_output(recorded("classify_no_coverage.json"), SENTIMENT, "marker")
     assert out["coverage"] == 0.0
     assert out["confidence"] is None
     assert out["distribution"] == {"positive": 1.0, "negative": 0.0}
@@ -172,11 +177,138 @@ def test_markers() -> None:
 
 
 def test_prompt_lists_the_options() -> None:
-    data = ClassifyInput(text="I love it", labels=["good", "bad\nthing"], instructions="Be fair.")
+    data = ClassifyInput(text="I love it", labels=["good", "great\nthing"], instructions="Fair.")
     prompt = classify_prompt(data)
-    assert "A. good\nB. bad thing\n" in prompt
-    assert "I love it" in prompt and "Be fair." in prompt
+    assert "A. good\nB. great thing\n" in prompt
+    assert "I love it" in prompt and "Fair." in prompt
     assert '{"answer": "<letter>"}' in prompt
+
+
+def test_prompt_lists_the_labels() -> None:
+    data = ClassifyInput(text="I love it", labels=["good", "bad\nthing"], instructions="Fair.")
+    prompt = classify_prompt(data)
+    assert "Labels:\n- good\n- bad thing\n" in prompt
+    assert "I love it" in prompt and "Fair." in prompt
+    assert '{"answer": "<label>"}' in prompt
+    assert "A. good" not in prompt
+
+
+@pytest.mark.parametrize(
+    ("labels", "method"),
+    [
+        pytest.param(SENTIMENT, "label", id="distinct-first-letters"),
+        pytest.param(THREE, "marker", id="negative-neutral-share-n"),
+        pytest.param(FRUIT, "marker", id="apple-apricot"),
+        pytest.param(["Yes", "yes sir"], "marker", id="case-insensitive"),
+        pytest.param(["yes", "No"], "label", id="case-differs-letters-differ"),
+        pytest.param(["\u00e9t\u00e9", "\u00e9cole"], "marker", id="shared-first-byte-of-e-acute"),
+        pytest.param(["\u00e9t\u00e9", "hiver"], "label", id="non-ascii-distinct"),
+        pytest.param(["x" * 49, "y"], "marker", id="long-label"),
+        pytest.param(["x" * 48, "y"], "label", id="label-at-the-length-limit"),
+    ],
+)
+def test_choose_method(labels: list[str], method: str) -> None:
+    assert choose_method(labels) == method
+
+
+YES_NO = ["yes", "no", "maybe", 'say "hi"', "\u00e9t\u00e9"]
+
+
+@pytest.mark.parametrize(
+    ("piece", "prefix", "expected"),
+    [
+        pytest.param(b'"yes', b'"', 0, id="whole-label-glued-to-quote"),
+        pytest.param(b'"ye', b'"', 0, id="start-of-label"),
+        pytest.param(b'"Y', b'"', 0, id="other-case"),
+        pytest.param(b' "no', b'"', 1, id="space-before-quote"),
+        pytest.param(b'" no', b'"', 1, id="space-after-quote"),
+        pytest.param(b"m", b"", 2, id="first-letter-only"),
+        pytest.param(b'maybe"}', b"", 2, id="label-with-closing-quote"),
+        pytest.param(b'may"}', b"", None, id="closed-before-the-end"),
+        pytest.param(b"mayday", b"", None, id="past-the-label"),
+        pytest.param(b"nope", b"", None, id="diverges"),
+        pytest.param(b'say \\"', b"", 3, id="escaped-quote-is-not-the-end"),
+        pytest.param(b'say \\"hi\\""', b"", 3, id="escaped-quotes-then-closing"),
+        pytest.param(b"\xc3", b"", 4, id="first-byte-of-a-split-character"),
+        pytest.param("\u00e9t\u00e9".encode(), b"", 4, id="non-ascii-label"),
+        pytest.param(b'"', b'"', None, id="quote-only"),
+        pytest.param(b"yes", b'"', None, id="missing-prefix"),
+        pytest.param(b"", b"", None, id="empty"),
+    ],
+)
+def test_label_variants(piece: bytes, prefix: bytes, expected: int | None) -> None:
+    lowered = [label_bytes(label).lower() for label in YES_NO]
+    assert _label_of(piece, prefix, lowered) == expected
+
+
+def test_label_bytes_are_json_string_bytes() -> None:
+    assert label_bytes('say "hi"') == b'say \\"hi\\"'
+    assert label_bytes("\u00e9") == "\u00e9".encode()
+    assert label_bytes("\U0001f600") == "\U0001f600".encode()
+
+
+def label_answer(label: str, alternatives: list[tuple[str, float]]) -> AIMessage:
+    """``{"answer": "<label>"}`` in three tokens; the label's token has ``alternatives``."""
+
+    def entry(token: str, logprob: float) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+    first = [{**entry('{"answer": "', -0.01), "top_logprobs": [entry('{"answer": "', -0.01)]}]
+    chosen = next(lp for tok, lp in alternatives if tok == label)
+    middle = [{**entry(label, chosen), "top_logprobs": [entry(t, lp) for t, lp in alternatives]}]
+    last = [{**entry('"}', -0.001), "top_logprobs": [entry('"}', -0.001)]}]
+    content = '{"answer": "' + label + '"}'
+    metadata = {
+        "logprobs": {"content": first + middle + last},
+        "finish_reason": "stop",
+        "model_name": "m",
+    }
+    return AIMessage(content=content, response_metadata=metadata)
+
+
+def test_label_method_sums_variants_of_each_label() -> None:
+    alternatives = [
+        ("positive", -0.9),
+        ("Positive", -2.5),
+        ("pos", -3.0),
+        ("negative", -1.8),
+        (" neg", -4.0),
+        ("neutral", -2.5),  # names no label: left out, lowers the coverage
+        ("I", -3.5),
+    ]
+    out = classify_output(label_answer("positive", alternatives), SENTIMENT)
+    pos, neg = e(-0.9, -2.5, -3.0), e(-1.8, -4.0)
+    assert out["method"] == "label"
+    assert out["marker"] is None
+    assert out["coverage"] == pytest.approx(pos + neg)
+    assert out["distribution"]["positive"] == pytest.approx(pos / (pos + neg))
+    assert math.fsum(out["distribution"].values()) == pytest.approx(1.0)
+    assert (out["label"], out["answer"]) == ("positive", "positive")
+    assert out["confidence"] == pytest.approx(pos / (pos + neg))
+
+
+def test_label_method_can_prefer_a_label_it_did_not_write() -> None:
+    # Sampled: the model wrote "no", but "yes" and its variants carry more mass.
+    alternatives = [("no", -1.2), ("yes", -0.9), ("Yes", -1.0), ("y", -2.0)]
+    out = classify_output(label_answer("no", alternatives), ["yes", "no"])
+    assert (out["label"], out["answer"]) == ("yes", "no")
+    assert out["distribution"]["yes"] > 0.5
+
+
+def test_examples_become_earlier_turns() -> None:
+    data = ClassifyInput(
+        text="Cold soup.",
+        labels=SENTIMENT,
+        examples=[{"text": "Loved it", "label": "positive"}, {"text": "Bad", "label": "negative"}],
+    )
+    messages = classify_messages(data)
+    assert [m.type for m in messages] == ["human", "ai", "human", "ai", "human"]
+    assert "Loved it" in str(messages[0].content)
+    assert messages[1].content == '{"answer": "positive"}'
+    assert messages[3].content == '{"answer": "negative"}'
+    assert "Cold soup." in str(messages[4].content)
+    fruit = ClassifyInput(text="x", labels=FRUIT, examples=[{"text": "y", "label": "apricot"}])
+    assert classify_messages(fruit)[1].content == '{"answer": "B"}'
 
 
 @pytest.mark.parametrize(
@@ -192,14 +324,27 @@ def test_prompt_lists_the_options() -> None:
 )
 def test_bad_answers_are_upstream_errors(content: str) -> None:
     with pytest.raises(UpstreamError, match="not one of the options"):
-        classify_output(answer_message(content), SENTIMENT)
+        classify_output(answer_message(content), SENTIMENT, "marker")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param('{"answer": "neutral"}', id="not-a-label"),
+        pytest.param('{"answer": "Positive"}', id="other-case"),
+        pytest.param('{"answer": "A"}', id="a-marker"),
+    ],
+)
+def test_bad_label_answers_are_upstream_errors(content: str) -> None:
+    with pytest.raises(UpstreamError, match="not one of the options"):
+        classify_output(answer_message(content), SENTIMENT, "label")
 
 
 def test_cut_answer_and_missing_logprobs_are_upstream_errors() -> None:
     with pytest.raises(UpstreamError, match="max_tokens"):
-        classify_output(answer_message('{"answer": "A"}', finish="length"), SENTIMENT)
+        classify_output(answer_message('{"answer": "A"}', finish="length"), SENTIMENT, "marker")
     with pytest.raises(UpstreamError, match="no logprobs"):
-        classify_output(AIMessage(content='{"answer": "A"}'), SENTIMENT)
+        classify_output(AIMessage(content='{"answer": "A"}'), SENTIMENT, "marker")
 
 
 class RecordedChat(BaseChatModel):
@@ -242,9 +387,45 @@ def test_chain_sends_the_schema_in_extra_body_and_streams_one_event() -> None:
         pytest.param({"text": "x", "labels": [str(i) for i in range(51)]}, "labels", id="51"),
         pytest.param({"labels": ["a", "b"]}, "text", id="no-text"),
         pytest.param({"text": "x" * 1001, "labels": ["a", "b"]}, "input", id="too-long"),
+        pytest.param(
+            {"text": "x", "labels": ["a", "b"], "examples": [{"text": "y", "label": "c"}]},
+            r"examples\[0\]\.label 'c' is not one of labels",
+            id="example-label-not-a-label",
+        ),
+        pytest.param(
+            {"text": "x", "labels": ["a", "b"], "examples": [{"label": "a"}]},
+            "examples.0.text",
+            id="example-without-text",
+        ),
+        pytest.param(
+            {"text": "x", "labels": ["a", "b"], "examples": [{"text": "y" * 999, "label": "a"}]},
+            "input",
+            id="examples-count-toward-the-size",
+        ),
     ],
 )
 def test_invalid_inputs(value: dict[str, Any], field: str) -> None:
     chain = Classify(model=RecordedChat(message=AIMessage(content="")), max_prompt_chars=1000)
     with pytest.raises(InvalidRequestError, match=field):
         chain.invoke(value)
+
+
+def test_recorded_label_answer_from_the_embedded_model() -> None:
+    # Gemma 3 270M, two few-shot examples; the answer token's top 20 hold "negative",
+    # "positive", "neg" (a start of negative) and words that name no label ("neutral",
+    # "no", "not", "none", "bad", ...).
+    message = recorded("classify_label_gemma.json")
+    top = {
+        a["token"]: a["logprob"]
+        for a in message.response_metadata["logprobs"]["content"][4]["top_logprobs"]
+    }
+    out = classify_output(message, SENTIMENT)
+    neg = e(top["negative"], top["neg"])
+    pos = e(top["positive"])
+    assert out["method"] == "label"
+    assert out["coverage"] == pytest.approx(neg + pos)
+    assert out["distribution"] == pytest.approx(
+        {"positive": pos / (neg + pos), "negative": neg / (neg + pos)}
+    )
+    assert (out["label"], out["answer"]) == ("negative", "negative")
+    assert out["model"] == "gemma-3-270m-q4_k_m"

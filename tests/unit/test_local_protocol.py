@@ -397,3 +397,11 @@ def test_param_from_loc_drops_union_tags() -> None:
     )
     loc = ("response_format", "json_schema", "json_schema", "name")
     assert param_from_loc(loc) == "response_format.json_schema.name"
+
+
+def test_schema_grammar_ends_at_the_value() -> None:
+    from local_llm.grammar import schema_grammar
+
+    schema = {"type": "object", "properties": {"a": {"type": "string", "enum": ["x", "y"]}}}
+    root = next(line for line in schema_grammar(schema).splitlines() if line.startswith("root"))
+    assert root.endswith('"}"')
