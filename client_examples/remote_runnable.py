@@ -111,11 +111,16 @@ def has_route(url: str, path: str) -> bool:
 def run_classify(url: str) -> None:
     if not has_route(url, "/classify"):
         return
-    print("\n== /classify invoke")
+    print("\n== /classify invoke, with two solved examples (few-shot)")
     classify: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/classify")
     text = "The battery died after two days and support never answered."
-    out = classify.invoke({"text": text, "labels": ["positive", "negative", "neutral"]})
+    examples = [
+        {"text": "I loved it, fantastic!", "label": "positive"},
+        {"text": "Awful, a waste of money.", "label": "negative"},
+    ]
+    out = classify.invoke({"text": text, "labels": ["positive", "negative"], "examples": examples})
     confidence = fmt_prob(out["confidence"]).strip()
+    print(f"  {text!r}")
     print(f"  label {out['label']!r}, confidence {confidence}, coverage {out['coverage']:.1%}")
     for label, prob in out["distribution"].items():
         print(f"  {label:<10} {fmt_prob(prob)}  {'#' * round(prob * 40)}")
