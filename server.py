@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, RedirectResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chains import chat, classify, extract, generate
 from chains.served import serve
@@ -39,6 +40,21 @@ ROUTES: list[tuple[str, ModuleType, str]] = [
 def _secrets(settings: Settings) -> list[str]:
     key = settings.openai_api_key
     return [key.get_secret_value()] if key else []
+
+
+class LearnListenAddress:
+    """Tells the settings which address requests arrive on (for the embedded model's URL)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.settings.listen_address is None:
+            server = scope.get("server")
+            if server:
+                self.settings.learn_listen_address(str(server[0]), server[1])
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -72,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ready = False
     app.state.settings = settings
     install_error_handling(app, _secrets(settings))
+    if engine is not None:
+        app.add_middleware(LearnListenAddress, settings=settings)
 
     if engine is not None:
         from local_llm import create_local_app

@@ -6,9 +6,10 @@ With neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` set, the embedded model
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
@@ -98,6 +99,31 @@ class Settings(BaseSettings):
         validation_alias="LOCAL_N_THREADS",
         description="CPU threads of the embedded model (default: half the cores, at least 1).",
     )
+
+    _listen_address: tuple[str, int] | None = PrivateAttr(default=None)
+
+    @property
+    def listen_address(self) -> tuple[str, int] | None:
+        """Where the server was seen listening (``learn_listen_address``), if it was."""
+        return self._listen_address
+
+    def learn_listen_address(self, host: str, port: int | None) -> None:
+        """Record the address a request reached the server on (ASGI ``scope["server"]``).
+
+        The chains call the embedded model over HTTP at ``HOST:PORT``; when uvicorn was
+        started with another ``--port`` (or ``--host``), they follow this address instead.
+        Only IP addresses count (an in-process test client reports ``testserver``); a
+        wildcard address becomes loopback.
+        """
+        if not port:
+            return
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return
+        if ip.is_unspecified:
+            ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+        self._listen_address = (str(ip), port)
 
     @property
     def use_local(self) -> bool:

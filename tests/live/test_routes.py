@@ -13,6 +13,9 @@ from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 
 from chains.logprobs import merge_stream_events
+from server import create_app
+from settings import Settings
+from tests.servers import free_port, run_server
 
 pytestmark = pytest.mark.live
 
@@ -190,3 +193,20 @@ def test_disconnect_cancels_generation(live_url: str):
     cancelled = [g for g in history if g["finish_reason"] == "cancelled"]
     assert cancelled, json.dumps(history)
     assert cancelled[-1]["completion_tokens"] < 100
+
+
+def test_served_on_another_port_than_settings_say():
+    # `uvicorn --factory server:create_app --port 9000` with PORT left at its default:
+    # the chains must still reach the embedded model mounted in this same server.
+    settings = Settings(port=free_port(), host="127.0.0.1", _env_file=None)
+    actual = free_port()
+    with run_server(create_app(settings), port=actual) as url:
+        assert settings.port != actual
+        response = httpx.post(
+            url + "/generate/invoke",
+            json={"input": {"prompt": "Say hi."}, "config": GREEDY},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["output"]["tokens"]
+        assert settings.listen_address == ("127.0.0.1", actual)
