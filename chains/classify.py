@@ -44,11 +44,11 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from chains.extract import JsonAnswerChain, Prepared, check_size, read_answer, response_format
 from chains.json_confidence import json_leaves
 from chains.logprobs import TokenLogprob, token_byte_offsets
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText
+from chains.structured import JsonAnswerChain, Prepared, check_size, read_answer, response_format
 from errors import UpstreamError, invalid_input
 from settings import Settings
 

@@ -23,23 +23,19 @@ Generation defaults to temperature 0.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any
 
 from jsonschema import validators
 from jsonschema.exceptions import SchemaError, best_match
-from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import BaseMessage, HumanMessage
-from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import patch_config
-from langchain_core.runnables.utils import ConfigurableFieldSpec
+from langchain_core.runnables import Runnable
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from referencing.exceptions import Unresolvable
 
 from chains.json_confidence import LeafConfidence, leaf_confidences, min_leaf_prob
-from chains.logprobs import TokenLogprob, parse_tokens
 from chains.model import configurable_chat_model
-from chains.runnable import ChainRunnable, OptionalText
+from chains.runnable import OptionalText
+from chains.structured import JsonAnswerChain, Prepared, check_size, read_answer, response_format
 from errors import InvalidRequestError, UpstreamError, invalid_input
 from settings import Settings
 
@@ -82,12 +78,6 @@ class ExtractOutput(BaseModel):
         description="Lowest leaf prob: the field the model was least sure of; null if none known."
     )
     model: str | None = Field(description="The model that answered, as the upstream named it.")
-
-
-def response_format(name: str, schema: dict[str, Any], *, strict: bool) -> dict[str, Any]:
-    """The OpenAI ``response_format`` asking for JSON that follows ``schema``."""
-    spec = {"name": name, "schema": schema, "strict": strict}
-    return {"type": "json_schema", "json_schema": spec}
 
 
 def strict_compatible(schema: Any) -> bool:
@@ -154,37 +144,6 @@ def check_data(data: Any, schema: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-class Answer(NamedTuple):
-    """A JSON answer as generated: its tokens, their joined bytes and the model's name."""
-
-    tokens: list[TokenLogprob]
-    raw: bytes
-    model: str | None
-
-
-def read_answer(message: BaseMessage) -> Answer:
-    """The tokens and bytes of a JSON answer, checked to be complete and aligned.
-
-    Raises:
-        UpstreamError: the answer was cut at max_tokens, came without logprobs, or its
-            tokens do not spell its text.
-    """
-    metadata = message.response_metadata
-    if metadata.get("finish_reason") == "length":
-        msg = "the answer was cut off at max_tokens before its JSON was complete"
-        raise UpstreamError(msg)
-    tokens = parse_tokens((metadata.get("logprobs") or {}).get("content"))
-    if not tokens:
-        msg = "the model server sent no logprobs with the answer"
-        raise UpstreamError(msg)
-    raw = b"".join(bytes(t.bytes) for t in tokens)
-    text = message.content if isinstance(message.content, str) else message.text
-    if raw != text.encode("utf-8"):
-        msg = "the logprobs' tokens do not spell the model's answer"
-        raise UpstreamError(msg)
-    return Answer(tokens, raw, metadata.get("model_name"))
-
-
 def extract_output(message: BaseMessage, schema: dict[str, Any]) -> dict[str, Any]:
     """Turn the model's answer into an ExtractOutput (as a dict).
 
@@ -216,67 +175,6 @@ def leaf_pointers(data: Any, pointer: str = "") -> list[str]:
     if isinstance(data, list) and data:
         return [leaf for i, v in enumerate(data) for leaf in leaf_pointers(v, f"{pointer}/{i}")]
     return [pointer]
-
-
-def check_size(max_chars: int, *parts: str | None) -> None:
-    """Reject inputs whose text fields together exceed ``max_chars`` characters."""
-    size = sum(len(part or "") for part in parts)
-    if size > max_chars:
-        msg = f"input: {size} characters is over the limit of {max_chars}"
-        raise InvalidRequestError(msg)
-
-
-class Prepared(NamedTuple):
-    """What one request sends to the model, and how its answer becomes the output."""
-
-    messages: list[BaseMessage]
-    response_format: dict[str, Any]
-    finish: Callable[[BaseMessage], dict[str, Any]]
-
-
-class JsonAnswerChain(ChainRunnable):
-    """Base: asks the model for JSON under a schema; streams one final event.
-
-    The ``response_format`` goes in ``extra_body``: a ``response_format`` argument would
-    send ChatOpenAI down ``chat.completions.parse``, which raises its own error on
-    ``finish_reason == "length"`` and streams through the beta helper.
-    """
-
-    model: Runnable[Any, Any]
-    max_prompt_chars: int
-
-    @property
-    def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return self.model.config_specs
-
-    def _prepare(self, value: Any) -> Prepared:
-        raise NotImplementedError
-
-    async def _ainvoke(
-        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
-    ) -> dict[str, Any]:
-        prepared = self._prepare(value)
-        model = self.model.bind(extra_body={"response_format": prepared.response_format})
-        child = patch_config(config, callbacks=run_manager.get_child())
-        return prepared.finish(await model.ainvoke(prepared.messages, child))
-
-    def _invoke(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> dict[str, Any]:
-        prepared = self._prepare(value)
-        model = self.model.bind(extra_body={"response_format": prepared.response_format})
-        child = patch_config(config, callbacks=run_manager.get_child())
-        return prepared.finish(model.invoke(prepared.messages, child))
-
-    async def _astream(
-        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
-    ) -> AsyncIterator[dict[str, Any]]:
-        yield await self._ainvoke(value, run_manager, config)
-
-    def _stream(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[dict[str, Any]]:
-        yield self._invoke(value, run_manager, config)
 
 
 def extract_prompt(data: ExtractInput) -> str:

@@ -1,0 +1,120 @@
+"""What /classify and /extract share: asking the model for JSON under a schema.
+
+A chain here sends one request with ``response_format`` json_schema and turns the answer
+(its text, tokens and logprobs) into the route's output; streaming yields that output as
+one event. The answer's tokens are checked to spell its text byte for byte, so that
+confidences can be aligned by bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NamedTuple
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import patch_config
+from langchain_core.runnables.utils import ConfigurableFieldSpec
+
+from chains.logprobs import TokenLogprob, parse_tokens
+from chains.runnable import ChainRunnable
+from errors import InvalidRequestError, UpstreamError
+
+
+def response_format(name: str, schema: dict[str, Any], *, strict: bool) -> dict[str, Any]:
+    """The OpenAI ``response_format`` asking for JSON that follows ``schema``."""
+    spec = {"name": name, "schema": schema, "strict": strict}
+    return {"type": "json_schema", "json_schema": spec}
+
+
+class Answer(NamedTuple):
+    """A JSON answer as generated: its tokens, their joined bytes and the model's name."""
+
+    tokens: list[TokenLogprob]
+    raw: bytes
+    model: str | None
+
+
+def read_answer(message: BaseMessage) -> Answer:
+    """The tokens and bytes of a JSON answer, checked to be complete and aligned.
+
+    Raises:
+        UpstreamError: the answer was cut at max_tokens, came without logprobs, or its
+            tokens do not spell its text.
+    """
+    metadata = message.response_metadata
+    if metadata.get("finish_reason") == "length":
+        msg = "the answer was cut off at max_tokens before its JSON was complete"
+        raise UpstreamError(msg)
+    tokens = parse_tokens((metadata.get("logprobs") or {}).get("content"))
+    if not tokens:
+        msg = "the model server sent no logprobs with the answer"
+        raise UpstreamError(msg)
+    raw = b"".join(bytes(t.bytes) for t in tokens)
+    text = message.content if isinstance(message.content, str) else message.text
+    if raw != text.encode("utf-8"):
+        msg = "the logprobs' tokens do not spell the model's answer"
+        raise UpstreamError(msg)
+    return Answer(tokens, raw, metadata.get("model_name"))
+
+
+def check_size(max_chars: int, *parts: str | None) -> None:
+    """Reject inputs whose text fields together exceed ``max_chars`` characters."""
+    size = sum(len(part or "") for part in parts)
+    if size > max_chars:
+        msg = f"input: {size} characters is over the limit of {max_chars}"
+        raise InvalidRequestError(msg)
+
+
+class Prepared(NamedTuple):
+    """What one request sends to the model, and how its answer becomes the output."""
+
+    messages: list[BaseMessage]
+    response_format: dict[str, Any]
+    finish: Callable[[BaseMessage], dict[str, Any]]
+
+
+class JsonAnswerChain(ChainRunnable):
+    """Base: asks the model for JSON under a schema; streams one final event.
+
+    The ``response_format`` goes in ``extra_body``: a ``response_format`` argument would
+    send ChatOpenAI down ``chat.completions.parse``, which raises its own error on
+    ``finish_reason == "length"`` and streams through the beta helper.
+    """
+
+    model: Runnable[Any, Any]
+    max_prompt_chars: int
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return self.model.config_specs
+
+    def _prepare(self, value: Any) -> Prepared:
+        raise NotImplementedError
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        prepared = self._prepare(value)
+        model = self.model.bind(extra_body={"response_format": prepared.response_format})
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return prepared.finish(await model.ainvoke(prepared.messages, child))
+
+    def _invoke(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        prepared = self._prepare(value)
+        model = self.model.bind(extra_body={"response_format": prepared.response_format})
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return prepared.finish(model.invoke(prepared.messages, child))
+
+    async def _astream(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> AsyncIterator[dict[str, Any]]:
+        yield await self._ainvoke(value, run_manager, config)
+
+    def _stream(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> Iterator[dict[str, Any]]:
+        yield self._invoke(value, run_manager, config)
