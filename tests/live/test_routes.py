@@ -15,7 +15,7 @@ from langserve import RemoteRunnable
 from chains.logprobs import merge_stream_events
 from server import create_app
 from settings import Settings
-from tests.servers import free_port, run_server
+from tests.servers import free_port, run_server, stream_then_drop
 
 pytestmark = pytest.mark.live
 
@@ -171,14 +171,7 @@ def test_disconnect_cancels_generation(live_url: str):
         "input": {"prompt": "Write a very long story about the history of the world."},
         "config": {"configurable": {"temperature": 1.0, "max_tokens": 1000}},
     }
-    events = 0
-    with httpx.stream("POST", live_url + "/generate/stream", json=body, timeout=60) as response:
-        for line in response.iter_lines():
-            if line.startswith("event: data"):
-                events += 1
-                if events == 3:
-                    break
-    dropped_at = time.monotonic()
+    dropped_at = stream_then_drop(live_url + "/generate/stream", body, events=3)
     quick = httpx.post(
         live_url + "/generate/invoke",
         json={
