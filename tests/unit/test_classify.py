@@ -20,6 +20,7 @@ from chains.classify import (
     MARKERS,
     Classify,
     ClassifyInput,
+    Method,
     _label_of,
     _marker_of,
     _marker_table,
@@ -312,32 +313,22 @@ def test_examples_become_earlier_turns() -> None:
 
 
 @pytest.mark.parametrize(
-    "content",
+    ("content", "method"),
     [
-        pytest.param('{"answer": "Z"}', id="not-a-marker"),
-        pytest.param('{"answer": "a"}', id="lower-case-answer"),
-        pytest.param('{"label": "A"}', id="wrong-key"),
-        pytest.param('{"answer": "A"', id="unfinished-json"),
-        pytest.param('```json\n{"answer": "A"}\n```', id="code-fence"),
-        pytest.param('["A"]', id="not-an-object"),
+        pytest.param('{"answer": "Z"}', "marker", id="not-a-marker"),
+        pytest.param('{"answer": "a"}', "marker", id="lower-case-answer"),
+        pytest.param('{"label": "A"}', "marker", id="wrong-key"),
+        pytest.param('{"answer": "A"', "marker", id="unfinished-json"),
+        pytest.param('```json\n{"answer": "A"}\n```', "marker", id="code-fence"),
+        pytest.param('["A"]', "marker", id="not-an-object"),
+        pytest.param('{"answer": "neutral"}', "label", id="not-a-label"),
+        pytest.param('{"answer": "Positive"}', "label", id="label-in-other-case"),
+        pytest.param('{"answer": "A"}', "label", id="marker-where-a-label-is-due"),
     ],
 )
-def test_bad_answers_are_upstream_errors(content: str) -> None:
+def test_bad_answers_are_upstream_errors(content: str, method: Method) -> None:
     with pytest.raises(UpstreamError, match="not one of the options"):
-        classify_output(answer_message(content), SENTIMENT, "marker")
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        pytest.param('{"answer": "neutral"}', id="not-a-label"),
-        pytest.param('{"answer": "Positive"}', id="other-case"),
-        pytest.param('{"answer": "A"}', id="a-marker"),
-    ],
-)
-def test_bad_label_answers_are_upstream_errors(content: str) -> None:
-    with pytest.raises(UpstreamError, match="not one of the options"):
-        classify_output(answer_message(content), SENTIMENT, "label")
+        classify_output(answer_message(content), SENTIMENT, method)
 
 
 def test_cut_answer_and_missing_logprobs_are_upstream_errors() -> None:
