@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -115,6 +116,71 @@ class ErrorMiddleware:
         await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
+class CancelOnDisconnect:
+    """Cancels a request's work as soon as its client goes away.
+
+    LangServe (like any Starlette endpoint) keeps computing an ``/invoke`` or ``/batch``
+    whose client has disconnected. Here, once the request body has been read, this
+    middleware alone listens on the connection; a disconnect before the response is
+    complete cancels the app (the upstream request is closed, the embedded model stops).
+    The app's own later ``receive()`` calls (sse-starlette listens for disconnects) are
+    answered from what this middleware saw.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_read = anyio.Event()
+        disconnected = anyio.Event()
+        response_complete = False
+
+        async def app_receive() -> Message:
+            if not body_read.is_set():
+                message = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    body_read.set()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                return message
+            await disconnected.wait()
+            return {"type": "http.disconnect"}
+
+        async def app_send(message: Message) -> None:
+            nonlocal response_complete
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                response_complete = True
+            await send(message)
+
+        async with anyio.create_task_group() as tasks:
+
+            async def run_app() -> None:
+                await self.app(scope, app_receive, app_send)
+                tasks.cancel_scope.cancel()
+
+            async def watch() -> None:
+                await body_read.wait()
+                if disconnected.is_set():
+                    tasks.cancel_scope.cancel()
+                    return
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    if not response_complete:
+                        logger.info("%s %s: client went away, work cancelled", *_where(scope))
+                        tasks.cancel_scope.cancel()
+
+            tasks.start_soon(run_app)
+            tasks.start_soon(watch)
+
+
+def _where(scope: Scope) -> tuple[str, str]:
+    return str(scope.get("method")), str(scope.get("path"))
+
+
 def _problem(error: Any) -> str:
     if not isinstance(error, dict):
         return str(error)
@@ -145,6 +211,11 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handling(app: FastAPI, secrets: Sequence[str] = ()) -> None:
-    """Typed errors for ``app``: the middleware, and a JSON-safe 422 handler."""
+    """Typed errors for ``app``: the middleware, and a JSON-safe 422 handler.
+
+    Work is also cancelled when a client disconnects (``CancelOnDisconnect``, inside the
+    error middleware).
+    """
+    app.add_middleware(CancelOnDisconnect)
     app.add_middleware(ErrorMiddleware, secrets=secrets)
     app.add_exception_handler(RequestValidationError, _validation_error)

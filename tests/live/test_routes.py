@@ -169,7 +169,7 @@ def test_openai_sdk_against_local_mount(live_url: str):
 def test_disconnect_cancels_generation(live_url: str):
     body = {
         "input": {"prompt": "Write a very long story about the history of the world."},
-        "config": {"configurable": {"temperature": 1.0, "max_tokens": 1000}},
+        "config": {"configurable": {"temperature": 0.0, "max_tokens": 1000}},
     }
     dropped_at = stream_then_drop(live_url + "/generate/stream", body, events=3)
     quick = httpx.post(
@@ -186,6 +186,29 @@ def test_disconnect_cancels_generation(live_url: str):
     cancelled = [g for g in history if g["finish_reason"] == "cancelled"]
     assert cancelled, json.dumps(history)
     assert cancelled[-1]["completion_tokens"] < 100
+
+
+def test_client_giving_up_on_invoke_stops_the_model(live_url: str):
+    # Greedy, this prompt makes the 270M model loop without ever stopping on its own.
+    body = {
+        "input": {"prompt": "Write a very long story about the history of the world."},
+        "config": {"configurable": {"temperature": 0.0, "max_tokens": 1000}},
+    }
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(live_url + "/generate/invoke", json=body, timeout=2.0)
+    gave_up_at = time.monotonic()
+    quick = httpx.post(
+        live_url + "/generate/invoke",
+        json={"input": {"prompt": "Say hi."}, "config": GREEDY},
+        timeout=60,
+    )
+    assert quick.status_code == 200
+    assert time.monotonic() - gave_up_at < 5.0
+    history = httpx.get(live_url + "/local/v1/generations", timeout=10).json()["data"]
+    cancelled = [g for g in history if g["finish_reason"] == "cancelled"]
+    assert cancelled, json.dumps(history)
+    # About 2 s of generation at 25-50 tok/s, not 1000 tokens.
+    assert cancelled[-1]["completion_tokens"] < 200
 
 
 def test_served_on_another_port_than_settings_say():
