@@ -4,6 +4,8 @@
     ``top_logprobs=5`` vs without logprobs, alternating rounds, medians. Target ratio <= 1.10.
 (b) Tokens/s through the HTTP server (real uvicorn, ``/v1/chat/completions``) vs
     llama-cpp-python called directly in-process on the same model and prompt.
+(c) Our logprobs against llama-cpp-python's own ``logprobs`` path (what its server uses),
+    same model, prompt and token count (32 by default: that path is slow).
 
 Run: ``.venv/bin/python -m bench.bench_local [--rounds 7] [--tokens 128]``.
 """
@@ -136,17 +138,46 @@ def bench_http(engine: LocalEngine, rounds: int, n: int) -> None:
     print(f"    ratio HTTP / direct             : {h / d:.3f}  (stream: {st / d:.3f})")
 
 
+def bench_llama_cpp_logprobs(engine: LocalEngine, n: int) -> None:
+    """(c) our top-5 logprobs vs llama-cpp-python's own logprobs path, ``n`` tokens."""
+    from llama_cpp import Llama
+
+    from local_llm.model_file import default_model_path
+
+    tokens = engine.tokenize_chat([("user", PROMPT)])
+    ours = min(engine_run(engine, tokens, n, 5)[0] for _ in range(2))
+    # Its logprobs need every position's logits kept: a second instance, same weights.
+    theirs_llm = Llama(
+        model_path=default_model_path(), n_ctx=2048, logits_all=True, verbose=False, n_threads=1
+    )
+    prompt = render(gemma_segments([("user", PROMPT)])).removeprefix("<bos>")
+    start = time.perf_counter()
+    out: Any = theirs_llm.create_completion(prompt, max_tokens=n, temperature=0.0, logprobs=5)
+    theirs = time.perf_counter() - start
+    count = out["usage"]["completion_tokens"]
+    first = out["choices"][0]["logprobs"]
+    has_bytes = "bytes" in first
+    theirs_llm.close()
+    print(f"(c) logprobs top 5, {n} tokens, temperature 0")
+    print(f"    ours (numpy on the raw logits)  : {ours:.3f} s ({n / ours:.1f} tok/s)")
+    print(f"    llama-cpp-python logprobs=5     : {theirs:.3f} s ({count / theirs:.1f} tok/s)")
+    print(f"    speed-up                        : {theirs / count * n / ours:.1f}x")
+    print(f"    token bytes given               : ours yes, theirs {'yes' if has_bytes else 'no'}")
+
+
 def main() -> None:
-    """Load the model once and run both benchmarks."""
+    """Load the model once and run the benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument("--slow-tokens", type=int, default=32, help="tokens for part (c)")
     args = parser.parse_args()
     engine = LocalEngine(n_ctx=2048)
     engine.load()
     try:
         bench_logprobs(engine, args.rounds, args.tokens)
         bench_http(engine, args.rounds, args.tokens)
+        bench_llama_cpp_logprobs(engine, args.slow_tokens)
     finally:
         engine.close()
 

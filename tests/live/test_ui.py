@@ -341,6 +341,32 @@ def test_ui_classify_tab(live_url: str, page: Page, screenshot_dir: Path) -> Non
     _assert_png(page.screenshot(screenshot_dir / "ui-classify.png"))
 
 
+def test_ui_classify_tab_with_examples(live_url: str, page: Page) -> None:
+    examples = (
+        "positive: I loved it, fantastic!\n"
+        "negative: Awful, a waste of money.\n"
+        "positive: Great staff and tasty food.\n"
+        "negative: It broke after one day. Very disappointed."
+    )
+    query = f"text={quote('Horrible. I hate it, a total waste.')}&labels=positive,negative"
+    url = f"{live_url}/ui?tab=classify&{query}&examples={quote(examples)}"
+    until = "['done', 'error'].includes(document.getElementById('classify-result').dataset.state)"
+    page.goto(url, until=until, timeout=50)
+    assert page.evaluate("document.getElementById('classify-result').dataset.state") == "done"
+    assert page.evaluate("document.getElementById('cls-method').textContent") == "label"
+    # Zero-shot the 270M model says "positive" to everything; the examples turn it around.
+    assert page.evaluate("document.getElementById('cls-label').textContent") == "negative"
+
+
+def test_ui_classify_rejects_a_malformed_example(live_url: str, page: Page) -> None:
+    url = f"{live_url}/ui?tab=classify&text=hi&labels=a,b&examples={quote('no colon here')}"
+    until = "['done', 'error'].includes(document.getElementById('classify-result').dataset.state)"
+    page.goto(url, until=until, timeout=50)
+    assert page.evaluate("document.getElementById('classify-result').dataset.state") == "error"
+    message = page.evaluate("document.getElementById('classify-error').textContent")
+    assert 'example 1: write it as "label: text"' in message
+
+
 PLAYGROUNDS = ["/generate", "/chat", "/classify", "/extract"]
 ROOT_FILLED = "document.querySelector('#root') && document.querySelector('#root').children.length"
 # LangServe 0.3's playground throws this on any `X | None` field of the input or config schema

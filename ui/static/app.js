@@ -368,6 +368,7 @@
     $("cls-label").textContent = out.label ?? "–";
     $("cls-confidence").textContent = pct(out.confidence);
     $("cls-coverage").textContent = pct(out.coverage);
+    $("cls-method").textContent = out.method ?? "–";
     const bars = $("cls-bars");
     bars.replaceChildren();
     const entries = Object.entries(out.distribution ?? {}).sort((a, b) => b[1] - a[1]);
@@ -389,6 +390,16 @@
     $("cls-raw").textContent = JSON.stringify(out, null, 2);
   }
 
+  // "label: text" per line -> [{label, text}]; a line without a colon is an error.
+  function parseExamples(text) {
+    const lines = text.split("\n").map((line) => line.trim()).filter(Boolean);
+    return lines.map((line, i) => {
+      const colon = line.indexOf(":");
+      if (colon <= 0) throw new Error(`example ${i + 1}: write it as "label: text"`);
+      return { label: line.slice(0, colon).trim(), text: line.slice(colon + 1).trim() };
+    });
+  }
+
   async function classify() {
     const data = new FormData($("classify-form"));
     const labels = String(data.get("labels") ?? "").split(",").map((s) => s.trim()).filter(Boolean);
@@ -401,6 +412,8 @@
     result.dataset.state = "running";
     $("classify-run").disabled = true;
     try {
+      const examples = parseExamples(String(data.get("examples") ?? ""));
+      if (examples.length) input.examples = examples;
       const response = await fetch(api("/classify/invoke"), {
         method: "POST",
         headers: { "Content-Type": "application/json" },
@@ -509,7 +522,7 @@
       if (params.has(key)) gen[key].value = params.get(key);
     }
     const cls = $("classify-form").elements;
-    for (const key of ["text", "labels", "instructions"]) {
+    for (const key of ["text", "labels", "instructions", "examples"]) {
       if (params.has(key)) cls[key].value = params.get(key);
     }
     const classifyReady = probeClassify();
