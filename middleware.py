@@ -170,15 +170,12 @@ class CancelOnDisconnect:
                 if message["type"] == "http.disconnect":
                     disconnected.set()
                     if not response_complete:
-                        logger.info("%s %s: client went away, work cancelled", *_where(scope))
+                        method, path = scope.get("method"), scope.get("path")
+                        logger.info("%s %s: client went away, work cancelled", method, path)
                         tasks.cancel_scope.cancel()
 
             tasks.start_soon(run_app)
             tasks.start_soon(watch)
-
-
-def _where(scope: Scope) -> tuple[str, str]:
-    return str(scope.get("method")), str(scope.get("path"))
 
 
 def _problem(error: Any) -> str:

@@ -89,10 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     install_error_handling(app, _secrets(settings))
     if engine is not None:
-        app.add_middleware(LearnListenAddress, settings=settings)
-
-    if engine is not None:
         from local_llm import create_local_app
+
+        app.add_middleware(LearnListenAddress, settings=settings)
 
         app.mount(LOCAL_PREFIX.removesuffix("/v1"), create_local_app(engine))
 

@@ -187,15 +187,19 @@ def answer_values(labels: Sequence[str], method: Method) -> list[str]:
     return list(labels) if method == "label" else markers_for(len(labels))
 
 
-def classify_prompt(data: ClassifyInput, text: str | None = None) -> str:
+def classify_prompt(
+    data: ClassifyInput, method: Method | None = None, text: str | None = None
+) -> str:
     """One user message: the text, the labels (or lettered options) and the answer format.
 
-    ``text`` replaces ``data.text`` (for the few-shot examples, asked the same way).
+    ``method`` defaults to ``choose_method(data.labels)``; ``text`` replaces ``data.text``
+    (for the few-shot examples, asked the same way).
     """
+    method = method or choose_method(data.labels)
     text = data.text if text is None else text
     extra = f"{data.instructions.strip()}\n\n" if data.instructions else ""
     quoted = f'Text:\n"""\n{text}\n"""\n\n'
-    if choose_method(data.labels) == "label":
+    if method == "label":
         listed = "\n".join(f"- {' '.join(label.split())}" for label in data.labels)
         return (
             f"Classify the text below with exactly one of the labels.\n{extra}{quoted}"
@@ -215,17 +219,19 @@ def classify_prompt(data: ClassifyInput, text: str | None = None) -> str:
     )
 
 
-def classify_messages(data: ClassifyInput) -> list[BaseMessage]:
-    """The conversation: each example as a question and its answer, then the text."""
-    values = dict(
-        zip(data.labels, answer_values(data.labels, choose_method(data.labels)), strict=True)
-    )
+def classify_messages(data: ClassifyInput, method: Method | None = None) -> list[BaseMessage]:
+    """The conversation: each example as a question and its answer, then the text.
+
+    ``method`` defaults to ``choose_method(data.labels)``.
+    """
+    method = method or choose_method(data.labels)
+    values = dict(zip(data.labels, answer_values(data.labels, method), strict=True))
     messages: list[BaseMessage] = []
     for example in data.examples:
-        messages.append(HumanMessage(content=classify_prompt(data, example.text)))
+        messages.append(HumanMessage(content=classify_prompt(data, method, example.text)))
         answer = json.dumps({"answer": values[example.label]}, ensure_ascii=False)
         messages.append(AIMessage(content=answer))
-    messages.append(HumanMessage(content=classify_prompt(data)))
+    messages.append(HumanMessage(content=classify_prompt(data, method)))
     return messages
 
 
@@ -303,9 +309,7 @@ class Scores(BaseModel):
     mass: list[float] = Field(description="Summed probability of each label's marker variants.")
 
 
-def score_answer(
-    tokens: Sequence[TokenLogprob], labels: Sequence[str], method: Method = "marker"
-) -> Scores:
+def score_answer(tokens: Sequence[TokenLogprob], labels: Sequence[str], method: Method) -> Scores:
     """Sum the probability of each label at the answer position.
 
     Args:
@@ -352,9 +356,7 @@ def score_answer(
     return Scores(answered=values.index(answer["answer"]), mass=mass)
 
 
-def distribution_of(
-    scores: Scores, labels: Sequence[str], method: Method = "marker"
-) -> dict[str, Any]:
+def distribution_of(scores: Scores, labels: Sequence[str], method: Method) -> dict[str, Any]:
     """Renormalise the label mass and pick the argmax (ties: the answered label first)."""
     total = math.fsum(scores.mass)
     if total > 0.0:
@@ -410,7 +412,7 @@ class Classify(JsonAnswerChain):
         method = choose_method(labels)
         schema = answer_schema(answer_values(labels, method))
         return Prepared(
-            messages=classify_messages(data),
+            messages=classify_messages(data, method),
             response_format=response_format(SCHEMA_NAME, schema, strict=True),
             finish=lambda message: classify_output(message, labels, method),
         )
