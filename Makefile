@@ -6,23 +6,34 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# llama-cpp-python is built by scripts/build_llama.sh with pinned flags (portable: AVX2, never
+# AMX) into a wheelhouse keyed by those flags; pip never builds it from the sdist itself.
+LLAMA_FLAVOR ?= portable
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test lint unit bench install install-dev clean
+.PHONY: serve test lint unit bench install install-dev llama clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-local: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[local]'
+$(VENV)/.installed-llama-$(LLAMA_FLAVOR): scripts/build_llama.sh | $(PY)
+	wheel=$$(scripts/build_llama.sh $(PY) $(LLAMA_FLAVOR)) && \
+		$(PY) -m pip install -q --no-deps --force-reinstall "$$wheel"
+	rm -f $(VENV)/.installed-llama-*
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[local,dev]'
+# --only-binary: should the wheel above be missing, fail rather than build natively.
+$(VENV)/.installed-local: pyproject.toml $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
+	$(PY) -m pip install -q --only-binary llama-cpp-python -e '.[local]'
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
+	$(PY) -m pip install -q --only-binary llama-cpp-python -e '.[local,dev]'
 	touch $@ $(VENV)/.installed-local
 
 install: $(VENV)/.installed-local
+llama: $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
 install-dev: $(VENV)/.installed-dev
 
 serve: install

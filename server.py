@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine: Any = None
     if settings.use_local:
         from local_llm import LocalEngine
+        from local_llm.errors import EngineStartupError
 
         engine = LocalEngine(
             model_path=settings.local_model_path,
@@ -73,7 +74,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if engine is not None:
-            await anyio.to_thread.run_sync(engine.load)
+            try:
+                await anyio.to_thread.run_sync(engine.load)
+            except EngineStartupError as exc:
+                # Stay up and say why on /healthz, rather than crash at the first request.
+                logger.error("embedded model unavailable: %s", exc.message)
         app.state.ready = True
         yield
         if engine is not None:
@@ -100,6 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """200 once the model is loaded and the routes can answer."""
         if not app.state.ready:
             return JSONResponse({"status": "loading"}, status_code=503)
+        if engine is not None and engine.startup_error:
+            body = {"status": "error", "backend": "local", "reason": engine.startup_error}
+            return JSONResponse(body, status_code=503)
         backend = "local" if engine is not None else settings.upstream_base_url
         return JSONResponse({"status": "ok", "backend": backend, "model": settings.model_name})
 

@@ -128,9 +128,12 @@ async def list_generations(request: Request) -> GenerationList:
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    """200 once the model is loaded, 503 before."""
-    if _service(request).engine.is_loaded:
+    """200 once the model is loaded; 503 before, or with the reason it could not load."""
+    engine = _service(request).engine
+    if engine.is_loaded:
         return JSONResponse({"status": "ok"})
+    if engine.startup_error:
+        return JSONResponse({"status": "error", "reason": engine.startup_error}, status_code=503)
     return JSONResponse({"status": "loading"}, status_code=503)
 
 

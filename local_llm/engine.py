@@ -25,6 +25,7 @@ import numpy as np
 from local_llm.errors import (
     ContextLengthError,
     EngineError,
+    EngineStartupError,
     InvalidRequestError,
     ModelNotReadyError,
 )
@@ -35,6 +36,7 @@ from local_llm.model_file import DEFAULT_MODEL_NAME, default_model_path
 from local_llm.prompt import gemma_segments
 from local_llm.protocol import ChatCompletionTokenLogprob, GenerationRecord
 from local_llm.sampling import NativeSampler, decode
+from local_llm.selftest import run_selftest, selftest_command
 from local_llm.textstream import TextAssembler
 
 if TYPE_CHECKING:
@@ -63,6 +65,10 @@ class LocalEngine:
         n_threads: llama.cpp threads for prompt and generation; default: half the cores.
         model_name: name reported by ``/v1/models``.
         history_size: how many finished generations ``history()`` keeps.
+        selftest: before loading, decode a few tokens in a child process
+            (``local_llm.selftest``), so a build that crashes on this CPU is reported instead
+            of killing the server at the first request.
+        selftest_command: the child's argv (default: ``selftest_command(model, threads)``).
     """
 
     def __init__(
@@ -73,6 +79,8 @@ class LocalEngine:
         n_threads: int | None = None,
         model_name: str = DEFAULT_MODEL_NAME,
         history_size: int = 100,
+        selftest: bool = True,
+        selftest_command: Sequence[str] | None = None,
     ) -> None:
         self._model_path = model_path
         self._n_ctx = n_ctx
@@ -89,6 +97,9 @@ class LocalEngine:
         self._log = GenerationLog(history_size)
         self._pieces: dict[int, bytes] = {}
         self._good_grammars: set[str] = set()
+        self._selftest = selftest
+        self._selftest_command = list(selftest_command) if selftest_command else None
+        self._startup_error: str | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -108,18 +119,35 @@ class LocalEngine:
         return self._llm is not None
 
     @property
+    def startup_error(self) -> str | None:
+        """Why the model could not be loaded (the self-test's verdict), or None."""
+        return self._startup_error
+
+    @property
     def loaded_at(self) -> int:
         """Unix time the model was loaded (0 before)."""
         return self._loaded_at
 
     def load(self) -> None:
-        """Load the model; blocking, idempotent and thread-safe."""
+        """Load the model; blocking, idempotent and thread-safe.
+
+        Raises:
+            EngineStartupError: the self-test failed (also kept in ``startup_error``).
+        """
         with self._load_lock:
             if self._llm is not None:
                 return
+            if self._startup_error is not None:
+                raise EngineStartupError(self._startup_error)
             import llama_cpp
 
             path = self._model_path or default_model_path()
+            if self._selftest:
+                command = self._selftest_command or selftest_command(path, self._n_threads)
+                failure = run_selftest(command)
+                if failure is not None:
+                    self._startup_error = failure
+                    raise EngineStartupError(failure)
             llm = llama_cpp.Llama(
                 model_path=path,
                 n_ctx=self._n_ctx,
@@ -149,6 +177,8 @@ class LocalEngine:
     def _require(self) -> Llama:
         llm = self._llm
         if llm is None:
+            if self._startup_error is not None:
+                raise EngineStartupError(self._startup_error)
             msg = "The local model is not loaded."
             raise ModelNotReadyError(msg)
         return llm

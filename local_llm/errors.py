@@ -6,6 +6,7 @@ Tree::
     ├── InvalidRequestError        400 invalid_request_error
     │   └── ContextLengthError     400 invalid_request_error, code context_length_exceeded
     ├── ModelNotReadyError         503 server_error
+    │   └── EngineStartupError     503 server_error (the startup self-test failed)
     └── EngineError                500 server_error
 
 Messages are safe to send to clients: they never carry a stack trace or a path.
@@ -49,3 +50,7 @@ class ModelNotReadyError(LocalLLMError):
 
 class EngineError(LocalLLMError):
     """Inference failed inside llama.cpp."""
+
+
+class EngineStartupError(ModelNotReadyError):
+    """llama.cpp failed its startup self-test: this build cannot serve on this machine."""

@@ -65,6 +65,11 @@ class ChatEngine(Protocol):
         ...
 
     @property
+    def startup_error(self) -> str | None:
+        """Why the model could not be loaded, or None."""
+        ...
+
+    @property
     def loaded_at(self) -> int:
         """Unix time the model was loaded (0 before)."""
         ...

