@@ -13,45 +13,19 @@ Run: ``.venv/bin/python -m bench.bench_local [--rounds 7] [--tokens 128]``.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
 
 from local_llm import LocalEngine, SamplingParams, create_local_app
-from local_llm.interface import Finished
+from local_llm.engine_api import Finished
 from local_llm.prompt import gemma_segments, render
+from tests.servers import run_server
 
 PROMPT = "Write a long story about a dragon who learns to bake bread. Use many details."
-
-
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread on a free port; yield its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def engine_run(
@@ -109,7 +83,10 @@ def bench_http(engine: LocalEngine, rounds: int, n: int) -> None:
     http_rates: list[float] = []
     stream_rates: list[float] = []
     direct_rates: list[float] = []
-    with serve(create_local_app(engine)) as url, httpx.Client(base_url=url, timeout=120) as client:
+    with (
+        run_server(create_local_app(engine), health="/health") as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
         client.post("/v1/chat/completions", json=body).raise_for_status()  # warm-up
         for _ in range(rounds):
             start = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from local_llm.api_router import create_local_app
 from local_llm.engine import LocalEngine
-from local_llm.interface import ChatEngine, SamplingParams
+from local_llm.engine_api import ChatEngine, SamplingParams
 from local_llm.model_file import default_model_path
 
 __all__ = ["ChatEngine", "LocalEngine", "SamplingParams", "create_local_app", "default_model_path"]

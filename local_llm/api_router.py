@@ -24,8 +24,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from local_llm.engine import LocalEngine
+from local_llm.engine_api import ChatEngine
 from local_llm.errors import EngineError, LocalLLMError
-from local_llm.interface import ChatEngine
 from local_llm.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from local_llm.engine_api import Finished, FinishReason, GenerationEvent, SamplingParams, TextDelta
 from local_llm.errors import (
+    BadRequestError,
     ContextLengthError,
     EngineError,
     EngineStartupError,
-    InvalidRequestError,
     ModelNotReadyError,
 )
 from local_llm.history import GenerationLog
-from local_llm.interface import Finished, FinishReason, GenerationEvent, SamplingParams, TextDelta
 from local_llm.logprobs import LogprobBuilder
 from local_llm.model_file import DEFAULT_MODEL_NAME, default_model_path
 from local_llm.prompt import gemma_segments
@@ -195,7 +195,7 @@ class LocalEngine:
         return tokens
 
     def check_grammar(self, grammar: str) -> None:
-        """Raise ``InvalidRequestError`` if llama.cpp cannot parse the GBNF grammar."""
+        """Raise ``BadRequestError`` if llama.cpp cannot parse the GBNF grammar."""
         self._require()
         if grammar in self._good_grammars:
             return
@@ -204,7 +204,7 @@ class LocalEngine:
         sampler = llama_cpp.llama_sampler_init_grammar(self._vocab, grammar.encode(), b"root")
         if not sampler:
             msg = "Invalid 'response_format': the schema gives a grammar llama.cpp cannot parse."
-            raise InvalidRequestError(msg, param="response_format")
+            raise BadRequestError(msg, param="response_format")
         llama_cpp.llama_sampler_free(sampler)
         self._good_grammars.add(grammar)
 

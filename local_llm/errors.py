@@ -3,7 +3,7 @@
 Tree::
 
     LocalLLMError                  500 server_error
-    ├── InvalidRequestError        400 invalid_request_error
+    ├── BadRequestError            400 invalid_request_error
     │   └── ContextLengthError     400 invalid_request_error, code context_length_exceeded
     ├── ModelNotReadyError         503 server_error
     │   └── EngineStartupError     503 server_error (the startup self-test failed)
@@ -28,14 +28,18 @@ class LocalLLMError(Exception):
         self.code = code
 
 
-class InvalidRequestError(LocalLLMError):
-    """The request is malformed or asks for something this server cannot do."""
+class BadRequestError(LocalLLMError):
+    """The request is malformed or asks for something this server cannot do.
+
+    Named like the ``openai.BadRequestError`` clients get for it (the service's own
+    ``InvalidRequestError`` is a different class, in the service's error tree).
+    """
 
     status_code = 400
     error_type = "invalid_request_error"
 
 
-class ContextLengthError(InvalidRequestError):
+class ContextLengthError(BadRequestError):
     """The prompt does not fit in the model's context window."""
 
     def __init__(self, message: str, *, param: str | None = "messages"):

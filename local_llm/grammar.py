@@ -11,7 +11,7 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from local_llm.errors import InvalidRequestError
+from local_llm.errors import BadRequestError
 from local_llm.protocol import ResponseFormat, ResponseFormatJsonObject, ResponseFormatText
 
 SCHEMA_PARAM = "response_format.json_schema.schema"
@@ -22,7 +22,7 @@ def grammar_for(response_format: ResponseFormat | None) -> str | None:
     """Return the GBNF grammar that enforces ``response_format``, or None for free text.
 
     Raises:
-        InvalidRequestError: the JSON schema cannot be turned into a grammar.
+        BadRequestError: the JSON schema cannot be turned into a grammar.
     """
     if response_format is None or isinstance(response_format, ResponseFormatText):
         return None
@@ -37,13 +37,13 @@ def schema_grammar(schema: dict[str, Any]) -> str:
     """Convert a JSON schema to GBNF (cached by canonical schema text).
 
     Raises:
-        InvalidRequestError: naming ``response_format.json_schema.schema``.
+        BadRequestError: naming ``response_format.json_schema.schema``.
     """
     try:
         key = json.dumps(schema, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except ValueError as exc:
         msg = f"Invalid '{SCHEMA_PARAM}': not serializable as JSON ({exc})."
-        raise InvalidRequestError(msg, param=SCHEMA_PARAM) from exc
+        raise BadRequestError(msg, param=SCHEMA_PARAM) from exc
     return _convert(key)
 
 
@@ -56,7 +56,7 @@ def _convert(schema_json: str) -> str:
     except Exception as exc:  # the converter signals bad schemas with asserts and KeyErrors
         detail = str(exc)[:_MAX_DETAIL] or type(exc).__name__
         msg = f"Invalid '{SCHEMA_PARAM}': unsupported JSON schema ({detail})."
-        raise InvalidRequestError(msg, param=SCHEMA_PARAM) from exc
+        raise BadRequestError(msg, param=SCHEMA_PARAM) from exc
     return _end_at_the_value(grammar)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter, deque
 
-from local_llm.interface import FinishReason
+from local_llm.engine_api import FinishReason
 from local_llm.protocol import GenerationRecord
 
 

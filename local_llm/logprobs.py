@@ -15,7 +15,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from local_llm.protocol import ChatCompletionTokenLogprob, TopLogprob
+from local_llm.protocol import ChatCompletionTokenLogprob, ChatCompletionTopLogprob
 
 SENTINEL_LOGPROB = -9999.0
 _FIRST_MARGIN = 8.0  # logits within this of the max usually hold the top 20 (median: 12 of 262k)
@@ -32,8 +32,11 @@ def token_string(data: bytes) -> str:
         return "bytes:" + "".join(f"\\x{b:02x}" for b in data)
 
 
-def clean_logprob(value: float) -> float:
-    """Clamp to a finite value <= 0, with -9999.0 for zero probability or garbage."""
+def finite_logprob(value: float) -> float:
+    """Clamp to a finite value <= 0, with -9999.0 for zero probability or garbage.
+
+    The server side of the sentinel: it writes -9999.0 where a client reads "unknown".
+    """
     if not math.isfinite(value):
         return SENTINEL_LOGPROB
     return max(min(value, 0.0), SENTINEL_LOGPROB)
@@ -113,12 +116,14 @@ class LogprobBuilder:
         tops = []
         for alt in top_indices(logits, top_k, max_logit, weights=scratch, shift=shift):
             text, data = self._describe(alt)
-            value = clean_logprob(float(logits[alt]) - log_z)
-            tops.append(TopLogprob.model_construct(token=text, logprob=value, bytes=data))
+            value = finite_logprob(float(logits[alt]) - log_z)
+            tops.append(
+                ChatCompletionTopLogprob.model_construct(token=text, logprob=value, bytes=data)
+            )
         text, data = self._describe(token_id)
         return ChatCompletionTokenLogprob.model_construct(
             token=text,
-            logprob=clean_logprob(float(logits[token_id]) - log_z),
+            logprob=finite_logprob(float(logits[token_id]) - log_z),
             bytes=data,
             top_logprobs=tops,
         )

@@ -17,7 +17,7 @@ from pydantic import (
     model_serializer,
 )
 
-from local_llm.errors import InvalidRequestError
+from local_llm.errors import BadRequestError
 
 MAX_TOP_LOGPROBS = 20
 MAX_STOP_SEQUENCES = 4
@@ -135,21 +135,21 @@ class ChatCompletionRequest(_Request):
         """Cross-field checks that a field constraint cannot express.
 
         Raises:
-            InvalidRequestError: naming the offending field.
+            BadRequestError: naming the offending field.
         """
         if self.n is not None and self.n != 1:
             msg = f"Invalid 'n': only n=1 is supported, got {self.n}."
-            raise InvalidRequestError(msg, param="n")
+            raise BadRequestError(msg, param="n")
         if self.top_logprobs is not None and not self.logprobs:
             msg = "Invalid 'top_logprobs': 'logprobs' must be set to true to use top_logprobs."
-            raise InvalidRequestError(msg, param="top_logprobs")
+            raise BadRequestError(msg, param="top_logprobs")
         if isinstance(self.stop, list) and len(self.stop) > MAX_STOP_SEQUENCES:
             msg = f"Invalid 'stop': at most {MAX_STOP_SEQUENCES} sequences, got {len(self.stop)}."
-            raise InvalidRequestError(msg, param="stop")
+            raise BadRequestError(msg, param="stop")
         if isinstance(self.response_format, ResponseFormatJsonSchema):
             if self.response_format.json_schema.schema_ is None:
                 msg = "Invalid 'response_format.json_schema.schema': a schema is required."
-                raise InvalidRequestError(msg, param="response_format.json_schema.schema")
+                raise BadRequestError(msg, param="response_format.json_schema.schema")
 
     def stop_list(self) -> list[str]:
         """Return the stop strings as a list without empty strings."""
@@ -160,7 +160,7 @@ class ChatCompletionRequest(_Request):
 # --- responses ---------------------------------------------------------------------------------
 
 
-class TopLogprob(BaseModel):
+class ChatCompletionTopLogprob(BaseModel):
     """One alternative token at a position."""
 
     token: str = Field(description="Token text, or 'bytes:\\x..' when not valid UTF-8 alone.")
@@ -174,7 +174,9 @@ class ChatCompletionTokenLogprob(BaseModel):
     token: str = Field(description="Token text, or 'bytes:\\x..' when not valid UTF-8 alone.")
     logprob: float = Field(description="Natural-log probability; -9999.0 stands for zero.")
     bytes: list[int] | None = Field(description="UTF-8 bytes of the token.")
-    top_logprobs: list[TopLogprob] = Field(description="Most likely tokens, best first.")
+    top_logprobs: list[ChatCompletionTopLogprob] = Field(
+        description="Most likely tokens, best first."
+    )
 
 
 class ChoiceLogprobs(BaseModel):

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import anyio
 
+from local_llm.engine_api import ChatEngine, Finished, GenerationEvent, SamplingParams, TextDelta
 from local_llm.errors import ContextLengthError, EngineError, LocalLLMError
 from local_llm.grammar import grammar_for
-from local_llm.interface import ChatEngine, Finished, GenerationEvent, SamplingParams, TextDelta
 from local_llm.protocol import (
     AssistantMessage,
     ChatCompletionChunk,
@@ -65,7 +65,7 @@ class ChatService:
         """Tokenize, build the grammar and clip max_tokens, off the event loop.
 
         Raises:
-            InvalidRequestError: bad schema, or ContextLengthError for a too-long prompt.
+            BadRequestError: bad schema, or ContextLengthError for a too-long prompt.
             ModelNotReadyError: the model is not loaded.
         """
         return await anyio.to_thread.run_sync(self._prepare, request)

@@ -1,7 +1,7 @@
 """Raw request body -> ``ChatCompletionRequest``, with OpenAI-style 400 errors naming the field.
 
 The body is parsed here rather than by FastAPI so every problem (bad UTF-8, bad JSON, wrong
-types, cross-field rules) becomes one ``InvalidRequestError`` with ``param`` set, never a 422.
+types, cross-field rules) becomes one ``BadRequestError`` with ``param`` set, never a 422.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from local_llm.errors import InvalidRequestError
+from local_llm.errors import BadRequestError
 from local_llm.protocol import ChatCompletionRequest
 
 _RESPONSE_FORMAT_TAGS = frozenset({"text", "json_object", "json_schema"})
@@ -22,13 +22,13 @@ def parse_chat_request(body: bytes) -> ChatCompletionRequest:
     """Validate a JSON body as a chat completion request.
 
     Raises:
-        InvalidRequestError: with ``param`` naming the offending field when there is one.
+        BadRequestError: with ``param`` naming the offending field when there is one.
     """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         msg = f"The request body is not valid UTF-8 (byte {exc.start})."
-        raise InvalidRequestError(msg) from exc
+        raise BadRequestError(msg) from exc
     try:
         request = ChatCompletionRequest.model_validate_json(text)
     except ValidationError as exc:
@@ -56,12 +56,12 @@ def _is_union_tag(item: str, previous: int | str | None) -> bool:
     return "[" in item or item in _SCALAR_TAGS or item[:1].isupper()
 
 
-def _to_request_error(exc: ValidationError) -> InvalidRequestError:
+def _to_request_error(exc: ValidationError) -> BadRequestError:
     errors = exc.errors(include_url=False)
     # With unions pydantic reports every member; the deepest error is the most specific.
     best = max(errors, key=lambda e: len(param_from_loc(e["loc"]) or ""))
     param = param_from_loc(best["loc"])
-    return InvalidRequestError(_message(best, param), param=param)
+    return BadRequestError(_message(best, param), param=param)
 
 
 def _message(error: ErrorDetails, param: str | None) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,10 +12,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import uvicorn
 from openai.types.chat import ChatCompletionMessageParam
 
 from local_llm import LocalEngine, create_local_app
+from tests.servers import run_server
 
 pytestmark = pytest.mark.live
 
@@ -30,41 +28,21 @@ STORY: list[ChatCompletionMessageParam] = [
 ]
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def live_url() -> Iterator[str]:
+def local_url() -> Iterator[str]:
+    """Base URL of the local OpenAI-compatible app alone (no LangServe), on a real socket."""
     engine = LocalEngine(n_ctx=N_CTX)
     engine.load()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(create_local_app(engine), host="127.0.0.1", port=port, lifespan="on")
-    server = _Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "local server did not come up"
-        time.sleep(0.05)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-    engine.close()
+    try:
+        with run_server(create_local_app(engine), health="/health") as url:
+            yield url
+    finally:
+        engine.close()
 
 
 @pytest.fixture
-def client(live_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{live_url}/v1", api_key="unused", max_retries=0) as sdk:
+def client(local_url: str) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{local_url}/v1", api_key="unused", max_retries=0) as sdk:
         yield sdk
 
 
@@ -196,7 +174,7 @@ def test_seed_makes_sampling_reproducible(client: openai.OpenAI) -> None:
     assert sample() == sample()
 
 
-def test_first_chunk_arrives_before_generation_ends(live_url: str) -> None:
+def test_first_chunk_arrives_before_generation_ends(local_url: str) -> None:
     body = {
         "messages": STORY,
         "max_tokens": 64,
@@ -206,7 +184,7 @@ def test_first_chunk_arrives_before_generation_ends(live_url: str) -> None:
     }
     start = time.perf_counter()
     arrivals: list[float] = []
-    with httpx.stream("POST", f"{live_url}/v1/chat/completions", json=body, timeout=60) as s:
+    with httpx.stream("POST", f"{local_url}/v1/chat/completions", json=body, timeout=60) as s:
         for line in s.iter_lines():
             if '"content":' in line and '"role"' not in line:
                 arrivals.append(time.perf_counter() - start)
@@ -215,20 +193,20 @@ def test_first_chunk_arrives_before_generation_ends(live_url: str) -> None:
     assert first < last / 4, (first, last)
 
 
-def _generation(live_url: str, request_id: str) -> dict[str, Any] | None:
-    records = httpx.get(f"{live_url}/v1/generations").json()["data"]
+def _generation(local_url: str, request_id: str) -> dict[str, Any] | None:
+    records = httpx.get(f"{local_url}/v1/generations").json()["data"]
     return next((r for r in records if r["id"] == request_id), None)
 
 
-def _wait_for_record(live_url: str, request_id: str) -> dict[str, Any]:
+def _wait_for_record(local_url: str, request_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 5
-    while (record := _generation(live_url, request_id)) is None:
+    while (record := _generation(local_url, request_id)) is None:
         assert time.monotonic() < deadline, "generation was not recorded"
         time.sleep(0.05)
     return record
 
 
-def test_stream_disconnect_cancels_generation(live_url: str) -> None:
+def test_stream_disconnect_cancels_generation(local_url: str) -> None:
     body = {
         "messages": STORY,
         "max_tokens": 400,
@@ -236,28 +214,28 @@ def test_stream_disconnect_cancels_generation(live_url: str) -> None:
         "stream": True,
         "ignore_eos": True,
     }
-    with httpx.stream("POST", f"{live_url}/v1/chat/completions", json=body, timeout=60) as s:
+    with httpx.stream("POST", f"{local_url}/v1/chat/completions", json=body, timeout=60) as s:
         lines = s.iter_lines()
         events = [next(lines) for _ in range(6)]  # three chunks and their blank separators
     request_id = json.loads(events[0].removeprefix("data: "))["id"]
-    record = _wait_for_record(live_url, request_id)
+    record = _wait_for_record(local_url, request_id)
     assert record["finish_reason"] == "cancelled"
     assert record["completion_tokens"] < 60
     start = time.perf_counter()
     quick = {"messages": QUESTION, "max_tokens": 4, "temperature": 0}
-    reply = httpx.post(f"{live_url}/v1/chat/completions", json=quick, timeout=30)
+    reply = httpx.post(f"{local_url}/v1/chat/completions", json=quick, timeout=30)
     assert reply.status_code == 200
     assert time.perf_counter() - start < 5
 
 
-def test_non_streaming_disconnect_cancels_generation(live_url: str) -> None:
-    before = {r["id"] for r in httpx.get(f"{live_url}/v1/generations").json()["data"]}
+def test_non_streaming_disconnect_cancels_generation(local_url: str) -> None:
+    before = {r["id"] for r in httpx.get(f"{local_url}/v1/generations").json()["data"]}
     body = {"messages": STORY, "max_tokens": 600, "temperature": 0, "ignore_eos": True}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{live_url}/v1/chat/completions", json=body, timeout=1.0)
+        httpx.post(f"{local_url}/v1/chat/completions", json=body, timeout=1.0)
     deadline = time.monotonic() + 5
     while True:
-        records = httpx.get(f"{live_url}/v1/generations").json()["data"]
+        records = httpx.get(f"{local_url}/v1/generations").json()["data"]
         new = [r for r in records if r["id"] not in before]
         if new:
             break
@@ -276,6 +254,6 @@ def test_prompt_longer_than_context_is_rejected(client: openai.OpenAI) -> None:
     assert caught.value.code == "context_length_exceeded"
 
 
-def test_models_and_health(client: openai.OpenAI, live_url: str) -> None:
+def test_models_and_health(client: openai.OpenAI, local_url: str) -> None:
     assert [m.id for m in client.models.list()] == ["gemma-3-270m"]
-    assert httpx.get(f"{live_url}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{local_url}/health").json() == {"status": "ok"}

@@ -87,7 +87,7 @@ class ChatEngine(Protocol):
         ...
 
     def check_grammar(self, grammar: str) -> None:
-        """Raise ``InvalidRequestError`` if llama.cpp cannot parse the GBNF grammar."""
+        """Raise ``BadRequestError`` if llama.cpp cannot parse the GBNF grammar."""
         ...
 
     def generate(
