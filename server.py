@@ -21,9 +21,9 @@ from langserve import add_routes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chains import chat, classify, extract, generate
-from chains.served import serve
-from middleware import install_error_handling
-from settings import LOCAL_PREFIX, Settings, get_settings
+from langserve_logprobs.middleware import install_error_handling
+from langserve_logprobs.routes import wrap_route
+from langserve_logprobs.settings import LOCAL_PREFIX, Settings, get_settings
 from ui import mount_ui
 
 logger = logging.getLogger("langserve_logprobs")
@@ -119,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build: Callable[[Settings], Runnable[Any, Any]] = module.build_chain
         add_routes(
             app,
-            serve(build(settings), _secrets(settings)),
+            wrap_route(build(settings), _secrets(settings)),
             path=path,
             config_keys=("configurable", "metadata", "tags"),
             playground_type=playground,  # type: ignore[arg-type]

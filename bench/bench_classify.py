@@ -60,10 +60,10 @@ def target(url: str | None) -> Iterator[str]:
         yield url.rstrip("/")
         return
     import server
-    import settings
+    from langserve_logprobs.settings import Settings
     from tests.servers import free_port, run_server
 
-    config = settings.Settings(port=free_port())
+    config = Settings(port=free_port())
     backend = "embedded model" if config.use_local else config.upstream_base_url
     print(f"starting the app on port {config.port} (backend: {backend}, {config.model_name})")
     with run_server(server.create_app(config), port=config.port, timeout=300) as base:

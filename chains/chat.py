@@ -18,8 +18,8 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field
 
 from chains.model import configurable_chat_model
-from errors import InvalidRequestError
-from settings import Settings
+from langserve_logprobs.errors import InvalidRequestError
+from langserve_logprobs.settings import Settings
 
 
 class MessageIn(BaseModel):

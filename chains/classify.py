@@ -49,8 +49,8 @@ from chains.logprobs import TokenLogprob, token_byte_offsets
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText
 from chains.structured import JsonAnswerChain, Prepared, check_size, read_answer, response_format
-from errors import UpstreamError, invalid_input
-from settings import Settings
+from langserve_logprobs.errors import UpstreamError, invalid_input
+from langserve_logprobs.settings import Settings
 
 MARKERS = string.ascii_uppercase + string.ascii_lowercase[:24]
 """Option markers in order: A-Z, then a-x (50 in all)."""

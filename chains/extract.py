@@ -36,8 +36,8 @@ from chains.json_confidence import LeafConfidence, leaf_confidences, min_leaf_pr
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText
 from chains.structured import JsonAnswerChain, Prepared, check_size, read_answer, response_format
-from errors import InvalidRequestError, UpstreamError, invalid_input
-from settings import Settings
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError, invalid_input
+from langserve_logprobs.settings import Settings
 
 SCHEMA_NAME = "extraction"
 # Keywords OpenAI's strict mode rejects; a schema using one is sent with strict false.

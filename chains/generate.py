@@ -32,8 +32,8 @@ from chains.logprobs import (
 )
 from chains.model import configurable_chat_model
 from chains.runnable import ChainRunnable, OptionalText
-from errors import InvalidRequestError, invalid_input
-from settings import Settings
+from langserve_logprobs.errors import InvalidRequestError, invalid_input
+from langserve_logprobs.settings import Settings
 
 DEFAULT_LOW_PROB_THRESHOLD = 0.3
 

@@ -15,7 +15,7 @@ from langchain_core.runnables import ConfigurableField, Runnable
 from langchain_openai import ChatOpenAI
 from pydantic import Field, SecretStr
 
-from settings import Settings
+from langserve_logprobs.settings import Settings
 
 LOCAL_API_KEY = "local-no-key"
 

@@ -19,7 +19,7 @@ from langchain_core.runnables.utils import ConfigurableFieldSpec
 
 from chains.logprobs import TokenLogprob, parse_tokens
 from chains.runnable import ChainRunnable
-from errors import InvalidRequestError, UpstreamError
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError
 
 
 def response_format(name: str, schema: dict[str, Any], *, strict: bool) -> dict[str, Any]:

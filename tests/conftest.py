@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from sse_starlette.sse import AppStatus
 
+from langserve_logprobs.settings import Settings
 from server import create_app
-from settings import Settings
 from tests.servers import free_port, run_server
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from langserve_logprobs.settings import Settings
 from server import create_app
-from settings import Settings
 from tests.fake_upstream import create_fake_upstream
 from tests.servers import run_server
 

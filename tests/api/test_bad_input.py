@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from settings import Settings
+from langserve_logprobs.settings import Settings
 from tests.api.test_errors import sse_events
 
 JSON = {"content-type": "application/json"}

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from langserve_logprobs.settings import Settings
 from server import create_app
-from settings import Settings
 from tests.api.conftest import FAKE_KEY, invoke_body, make_settings
 from tests.servers import free_port
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 
 import local_llm.engine
+from langserve_logprobs.settings import Settings
 from local_llm.model_file import default_model_path
 from local_llm.selftest import run_selftest, selftest_command
 from server import create_app
-from settings import Settings
 from tests.servers import free_port, run_server
 
 # A child that really dies of SIGSEGV, as a native build does in ggml's AMX matmul.

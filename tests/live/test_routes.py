@@ -13,8 +13,8 @@ from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 
 from chains.logprobs import merge_stream_events
+from langserve_logprobs.settings import Settings
 from server import create_app
-from settings import Settings
 from tests.servers import free_port, run_server, stream_then_drop
 
 pytestmark = pytest.mark.live

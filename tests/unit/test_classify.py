@@ -32,7 +32,7 @@ from chains.classify import (
     label_bytes,
     markers_for,
 )
-from errors import InvalidRequestError, UpstreamError
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SENTIMENT = ["positive", "negative"]

@@ -24,7 +24,7 @@ from chains.extract import (
     leaf_pointers,
     strict_compatible,
 )
-from errors import InvalidRequestError, UpstreamError
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 

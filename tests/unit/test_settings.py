@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from settings import Settings
+from langserve_logprobs.settings import Settings
 
 
 def make(**fields: object) -> Settings:

@@ -17,7 +17,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import get_config_list
 from pydantic import BaseModel, Field, RootModel, ValidationError
 
-from errors import InvalidRequestError, invalid_input, to_service_error
+from langserve_logprobs.errors import InvalidRequestError, invalid_input, to_service_error
 
 # config schema per chain (built once; chains live as long as the app)
 _CONFIG_MODELS: dict[int, type[BaseModel]] = {}
@@ -37,7 +37,7 @@ class ItemError(BaseModel):
     error: ErrorInfo = Field(description="Why this item failed.")
 
 
-class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
+class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
     """Delegates to ``bound``; ``abatch``/``batch`` turn each item's failure into an ItemError."""
 
     secrets: list[str] = Field(default_factory=list)
@@ -109,7 +109,7 @@ class ServedRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
 
 
-def serve(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> ServedRunnable:
+def wrap_route(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> RouteRunnable:
     """Wrap a route's chain; its declared output becomes ``chain.OutputType | ItemError``."""
     output = chain.OutputType
     name = getattr(output, "__name__", "Output")
@@ -119,7 +119,7 @@ def serve(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> ServedRunna
         (RootModel[output | ItemError],),  # type: ignore[valid-type]
         {"__doc__": f"{name}, or ItemError for a failed item of a batch."},
     )
-    return ServedRunnable(
+    return RouteRunnable(
         bound=chain,
         secrets=list(secrets),
         custom_input_type=chain.InputType,

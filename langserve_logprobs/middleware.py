@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from errors import ServiceError, redact, to_service_error
+from langserve_logprobs.errors import ServiceError, redact, to_service_error
 
 logger = logging.getLogger("langserve_logprobs")
 
