@@ -18,13 +18,13 @@ ARG PYTHON_VERSION=3.11
 # ---- build: compile llama-cpp-python into a wheel ---------------------------------------
 FROM python:${PYTHON_VERSION}-slim AS build
 ARG WITH_LOCAL_MODEL=1
-# Portable CPU build with the flags pinned in scripts/build_llama.sh (AVX2 kernels, never AMX,
+# Portable CPU build with the flags pinned in scripts/llama_flags.sh (AVX2 kernels, never AMX,
 # no -march=native), so the image runs on any x86-64 host with AVX2, AMX machines included.
 ENV CMAKE_BUILD_PARALLEL_LEVEL=4 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     LLAMA_WHEELHOUSE=/wheels
-COPY scripts/build_llama.sh /build/build_llama.sh
+COPY scripts/build_llama.sh scripts/llama_flags.sh /build/
 RUN mkdir /wheels && if [ "$WITH_LOCAL_MODEL" = 1 ]; then \
         apt-get update \
         && apt-get install -y --no-install-recommends build-essential cmake \

@@ -17,7 +17,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed-llama-$(LLAMA_FLAVOR): scripts/build_llama.sh | $(PY)
+$(VENV)/.installed-llama-$(LLAMA_FLAVOR): scripts/build_llama.sh scripts/llama_flags.sh | $(PY)
 	wheel=$$(scripts/build_llama.sh $(PY) $(LLAMA_FLAVOR)) && \
 		$(PY) -m pip install -q --no-deps --force-reinstall "$$wheel"
 	rm -f $(VENV)/.installed-llama-*

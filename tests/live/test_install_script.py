@@ -65,7 +65,7 @@ def test_dockerfile_shape() -> None:
     build_stage = steps[starts[0] : starts[1]]
     # llama-cpp-python is built with the project's pinned portable flags (never -march=native).
     assert any(op == "RUN" and "build_llama.sh python portable" in args for op, args in build_stage)
-    assert any(op == "COPY" and "scripts/build_llama.sh" in args for op, args in build_stage)
+    assert any(op == "COPY" and "scripts/llama_flags.sh" in args for op, args in build_stage)
 
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".env"} <= set(ignored)
