@@ -1,13 +1,13 @@
 """The chat model every chain uses: ChatOpenAI with logprobs on, knobs exposed per request.
 
-The chains never know which backend answers: the embedded model at ``/local/v1`` or any
-OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama) set by ``OPENAI_BASE_URL``.
+The chains never know which backend answers: the embedded model at its own loopback
+address (``langserve_logprobs.backend``) or any OpenAI-compatible server (OpenAI, vLLM,
+llama.cpp, Ollama) set by ``OPENAI_BASE_URL``.
 ``use_responses_api`` stays off: that path drops logprobs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import openai
@@ -18,25 +18,6 @@ from pydantic import Field, SecretStr
 from langserve_logprobs.settings import Settings
 
 LOCAL_API_KEY = "local-no-key"
-
-
-def follow_listen_address(settings: Settings) -> Callable[[Any], Awaitable[None]]:
-    """A request hook that sends the embedded-model calls to where the server listens.
-
-    The embedded model is mounted in this same server, so its URL is built from
-    ``HOST``/``PORT``; if uvicorn was started on another port, the settings have learned
-    the real address from the first request (``Settings.learn_listen_address``), and the
-    request goes there. (The request is the SDK's own httpx request type.)
-    """
-
-    async def hook(request: Any) -> None:
-        address = settings.listen_address
-        if address is not None:
-            host, port = address
-            request.url = request.url.copy_with(host=host, port=port)
-            request.headers["Host"] = request.url.netloc.decode("ascii")
-
-    return hook
 
 
 def chat_model(settings: Settings, **overrides: Any) -> ChatOpenAI:
@@ -65,13 +46,7 @@ def chat_model(settings: Settings, **overrides: Any) -> ChatOpenAI:
         "streaming": True,
         # One client per model: the SDK's shared default client is bound to the first
         # event loop that used it, which breaks apps created again (tests, reloads).
-        "http_async_client": (
-            openai.DefaultAsyncHttpxClient(
-                event_hooks={"request": [follow_listen_address(settings)]}
-            )
-            if settings.use_local
-            else openai.DefaultAsyncHttpxClient()
-        ),
+        "http_async_client": openai.DefaultAsyncHttpxClient(),
     }
     fields.update(overrides)
     return ChatOpenAI(**fields)

@@ -1,19 +1,20 @@
 """Settings: every knob of the service, read once from the environment.
 
 With neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` set, the embedded model
-(Gemma 3 270M via llama-cpp-python) serves at ``/local/v1`` and the chains call it.
+(Gemma 3 270M via llama-cpp-python) serves the chains on a private loopback port, and
+users at ``/local/v1``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
 LOCAL_PREFIX = "/local/v1"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 class Settings(BaseSettings):
@@ -100,31 +101,6 @@ class Settings(BaseSettings):
         description="CPU threads of the embedded model (default: half the cores, at least 1).",
     )
 
-    _listen_address: tuple[str, int] | None = PrivateAttr(default=None)
-
-    @property
-    def listen_address(self) -> tuple[str, int] | None:
-        """Where the server was seen listening (``learn_listen_address``), if it was."""
-        return self._listen_address
-
-    def learn_listen_address(self, host: str, port: int | None) -> None:
-        """Record the address a request reached the server on (ASGI ``scope["server"]``).
-
-        The chains call the embedded model over HTTP at ``HOST:PORT``; when uvicorn was
-        started with another ``--port`` (or ``--host``), they follow this address instead.
-        Only IP addresses count (an in-process test client reports ``testserver``); a
-        wildcard address becomes loopback.
-        """
-        if not port:
-            return
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return
-        if ip.is_unspecified:
-            ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
-        self._listen_address = (str(ip), port)
-
     @property
     def use_local(self) -> bool:
         """True when no upstream is configured and the embedded model serves."""
@@ -132,13 +108,12 @@ class Settings(BaseSettings):
 
     @property
     def upstream_base_url(self) -> str:
-        """Where the chains send chat completions."""
-        if self.openai_base_url:
-            return self.openai_base_url
-        if self.use_local:
-            host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-            return f"http://{host}:{self.port}{LOCAL_PREFIX}"
-        return "https://api.openai.com/v1"
+        """Where the chains send chat completions: ``OPENAI_BASE_URL``, else OpenAI.
+
+        With the embedded model, ``create_app`` gives the chains settings whose
+        ``openai_base_url`` is the model's own address (``langserve_logprobs.backend``).
+        """
+        return self.openai_base_url or OPENAI_BASE_URL
 
 
 @lru_cache
