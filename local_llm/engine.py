@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -346,3 +346,18 @@ class LocalEngine:
     def counters(self) -> dict[str, int]:
         """Totals since start: requests, tokens and finishes by reason."""
         return self._log.counters()
+
+    # --- scoring ------------------------------------------------------------------------------
+
+    def scoring_source(self) -> tuple[Any, Any]:
+        """The loaded model's ``llama_model`` pointer and a copy of the generation context's
+        ``llama_context_params``, for a scoring context of one's own (``local_llm.scoring``).
+
+        Raises:
+            ModelNotReadyError: the model is not loaded.
+        """
+        import llama_cpp
+
+        llm = self._require()
+        params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
+        return llm.model, params
