@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from pydantic import BaseModel, ConfigDict, Field
 
 from chains.model import configurable_chat_model
+from chains.runnable import check_prompt_size
 from langserve_logprobs.errors import InvalidRequestError
 from langserve_logprobs.settings import Settings
 
@@ -57,10 +58,7 @@ def check_messages(value: Any, max_chars: int) -> list[BaseMessage]:
     if not messages:
         msg = "input: at least one message is required"
         raise InvalidRequestError(msg)
-    size = sum(len(m.text) for m in messages)
-    if size > max_chars:
-        msg = f"input: {size} characters is over the limit of {max_chars}"
-        raise InvalidRequestError(msg)
+    check_prompt_size(max_chars, *(m.text for m in messages))
     return messages
 
 

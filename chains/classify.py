@@ -35,33 +35,33 @@ Streaming yields a single event with the whole output. Temperature defaults to 0
 from __future__ import annotations
 
 import json
-import math
-import string
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from chains.json_confidence import json_leaves
-from chains.logprobs import TokenLogprob, token_byte_offsets
+from chains.label_scores import (
+    MARKERS,
+    Method,
+    answer_values,
+    choose_method,
+    distribution_of,
+    markers_for,
+    score_answer,
+)
 from chains.model import configurable_chat_model
-from chains.runnable import OptionalText
-from chains.structured import JsonAnswerChain, Prepared, check_size, read_answer, response_format
-from langserve_logprobs.errors import UpstreamError, invalid_input
+from chains.runnable import OptionalText, check_prompt_size
+from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
+from langserve_logprobs.errors import UpstreamError
+from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
 
-MARKERS = string.ascii_uppercase + string.ascii_lowercase[:24]
-"""Option markers in order: A-Z, then a-x (50 in all)."""
 MAX_LABELS = len(MARKERS)
 SCHEMA_NAME = "classification"
-TOP_LOGPROBS = 20
 MAX_TOKENS = 64
 MAX_EXAMPLES = 20
-MAX_LABEL_BYTES = 48
-Method = Literal["label", "marker"]
-_SPACE = b" \t\n\r"
 
 
 class ClassifyExample(BaseModel):
@@ -150,11 +150,6 @@ class ClassifyOutput(BaseModel):
     model: str | None = Field(description="The model that answered, as the upstream named it.")
 
 
-def markers_for(count: int) -> list[str]:
-    """The option markers of ``count`` labels (A, B, ...; a, b, ... past 26)."""
-    return list(MARKERS[:count])
-
-
 def answer_schema(values: Sequence[str]) -> dict[str, Any]:
     """JSON Schema of ``{"answer": <one of values>}``."""
     return {
@@ -163,28 +158,6 @@ def answer_schema(values: Sequence[str]) -> dict[str, Any]:
         "required": ["answer"],
         "additionalProperties": False,
     }
-
-
-def label_bytes(label: str) -> bytes:
-    """The bytes a label takes inside a JSON string, as the model writes it."""
-    return json.dumps(label, ensure_ascii=False)[1:-1].encode()
-
-
-def choose_method(labels: Sequence[str]) -> Method:
-    """``label`` when no two labels start with the same byte (case-insensitive).
-
-    Labels longer than ``MAX_LABEL_BYTES`` are answered by marker too, so that the answer
-    stays a few tokens long.
-    """
-    encoded = [label_bytes(label) for label in labels]
-    firsts = {label[:1].lower() for label in encoded}
-    short = all(len(label) <= MAX_LABEL_BYTES for label in encoded)
-    return "label" if short and len(firsts) == len(labels) else "marker"
-
-
-def answer_values(labels: Sequence[str], method: Method) -> list[str]:
-    """The allowed values of ``/answer``: the labels or their markers."""
-    return list(labels) if method == "label" else markers_for(len(labels))
 
 
 def classify_prompt(
@@ -235,148 +208,6 @@ def classify_messages(data: ClassifyInput, method: Method | None = None) -> list
     return messages
 
 
-def _marker_table(count: int) -> dict[int, int]:
-    """Byte of each marker -> label index; lower case merged up to 26 labels."""
-    table = {ord(m): i for i, m in enumerate(markers_for(count))}
-    if count <= len(string.ascii_uppercase):
-        table.update({ord(m.lower()): i for i, m in enumerate(markers_for(count))})
-    return table
-
-
-def _marker_of(piece: bytes, prefix: bytes, table: dict[int, int]) -> int | None:
-    """The label index a token alternative names, or None.
-
-    The alternative must start with ``prefix`` (whitespace ignored: it is JSON structure
-    up to the opening quote), then may hold spaces, then one marker byte, then nothing,
-    spaces, or a closing quote and anything after it.
-    """
-    rest = _skip_prefix(piece, prefix)
-    if not rest or rest[0] not in table:
-        return None
-    tail = rest[1:].lstrip(_SPACE)
-    if tail and not tail.startswith(b'"'):
-        return None
-    return table[rest[0]]
-
-
-def _skip_prefix(piece: bytes, prefix: bytes) -> bytes | None:
-    """``piece`` after ``prefix`` (whitespace ignored) and leading spaces, or None."""
-    pos = 0
-    for want in (b for b in prefix if b not in _SPACE):
-        while pos < len(piece) and piece[pos] in _SPACE:
-            pos += 1
-        if pos >= len(piece) or piece[pos] != want:
-            return None
-        pos += 1
-    return piece[pos:].lstrip(_SPACE)
-
-
-def _closing_quote(rest: bytes) -> int:
-    """Index of the first unescaped ``"`` in ``rest``, or -1."""
-    escaped = False
-    for i, byte in enumerate(rest):
-        if escaped:
-            escaped = False
-        elif byte == ord("\\"):
-            escaped = True
-        elif byte == ord('"'):
-            return i
-    return -1
-
-
-def _label_of(piece: bytes, prefix: bytes, lowered: Sequence[bytes]) -> int | None:
-    """The label index a token alternative starts to spell, or None.
-
-    After ``prefix`` and spaces, the alternative must be a non-empty start of exactly one
-    label (compared in lower case), or a whole label followed by the closing quote.
-    """
-    rest = _skip_prefix(piece, prefix)
-    if not rest:
-        return None
-    quote = _closing_quote(rest)
-    head = (rest if quote < 0 else rest[:quote]).lower()
-    if quote >= 0:
-        matches = [i for i, label in enumerate(lowered) if label == head]
-    else:
-        matches = [i for i, label in enumerate(lowered) if label.startswith(head)]
-    return matches[0] if len(matches) == 1 else None
-
-
-class Scores(BaseModel):
-    """Label probabilities read from the answer token (before picking the argmax)."""
-
-    answered: int = Field(description="Index of the label whose marker the model wrote.")
-    mass: list[float] = Field(description="Summed probability of each label's marker variants.")
-
-
-def score_answer(tokens: Sequence[TokenLogprob], labels: Sequence[str], method: Method) -> Scores:
-    """Sum the probability of each label at the answer position.
-
-    Args:
-        tokens: the generated tokens of ``{"answer": <label or marker>}``.
-        labels: the labels, in order.
-        method: ``label`` (the answer is the label) or ``marker`` (its option marker).
-
-    Raises:
-        ValueError: the tokens do not spell such an answer.
-    """
-    raw = b"".join(bytes(t.bytes) for t in tokens)
-    answer = json.loads(raw)
-    leaves = {pointer: start for pointer, start, _ in json_leaves(raw)}
-    values = answer_values(labels, method)
-    if (
-        not isinstance(answer, dict)
-        or answer.get("answer") not in values
-        or "/answer" not in leaves
-    ):
-        shown = ", ".join(json.dumps(v, ensure_ascii=False) for v in values)
-        msg = f'expected {{"answer": <one of {shown}>}}, got {raw[:200]!r}'
-        raise ValueError(msg)
-    start = leaves["/answer"]
-    offsets = token_byte_offsets(tokens)
-    index = next(i for i, (a, b) in enumerate(offsets) if a <= start < b)
-    token = tokens[index]
-    prefix = raw[offsets[index][0] : start]  # e.g. '"' or ' "': every alternative shares it
-    alternatives: list[tuple[bytes, float | None]] = [
-        (bytes(t.bytes), t.prob) for t in token.top_logprobs
-    ]
-    if all(piece != bytes(token.bytes) for piece, _ in alternatives):
-        alternatives.append((bytes(token.bytes), token.prob))
-    count = len(labels)
-    table = _marker_table(count)
-    lowered = [label_bytes(label).lower() for label in labels]
-    mass = [0.0] * count
-    for piece, prob in alternatives:
-        if method == "marker":
-            label = _marker_of(piece, prefix, table)
-        else:
-            label = _label_of(piece, prefix, lowered)
-        if label is not None and prob is not None:
-            mass[label] += prob
-    return Scores(answered=values.index(answer["answer"]), mass=mass)
-
-
-def distribution_of(scores: Scores, labels: Sequence[str], method: Method) -> dict[str, Any]:
-    """Renormalise the label mass and pick the argmax (ties: the answered label first)."""
-    total = math.fsum(scores.mass)
-    if total > 0.0:
-        probs = [m / total for m in scores.mass]
-        best = max(range(len(labels)), key=lambda i: (probs[i], i == scores.answered, -i))
-        confidence: float | None = probs[best]
-    else:
-        probs = [1.0 if i == scores.answered else 0.0 for i in range(len(labels))]
-        best, confidence = scores.answered, None
-    return {
-        "label": labels[best],
-        "confidence": confidence,
-        "distribution": dict(zip(labels, probs, strict=True)),
-        "coverage": min(total, 1.0),
-        "answer": labels[scores.answered],
-        "method": method,
-        "marker": MARKERS[best] if method == "marker" else None,
-    }
-
-
 def classify_output(
     message: BaseMessage, labels: Sequence[str], method: Method | None = None
 ) -> dict[str, Any]:
@@ -401,13 +232,13 @@ def classify_output(
 class Classify(JsonAnswerChain):
     """Picks one label for a text; its distribution comes from the answer's logprobs."""
 
-    def _prepare(self, value: Any) -> Prepared:
-        try:
-            data = ClassifyInput.model_validate(value)
-        except ValidationError as exc:
-            raise invalid_input(exc) from None
+    input_model = ClassifyInput
+
+    def _prepare(self, data: ClassifyInput) -> Prepared:
         examples = [e.text for e in data.examples]
-        check_size(self.max_prompt_chars, data.text, data.instructions, *data.labels, *examples)
+        check_prompt_size(
+            self.max_prompt_chars, data.text, data.instructions, *data.labels, *examples
+        )
         labels = list(data.labels)
         method = choose_method(labels)
         schema = answer_schema(answer_values(labels, method))
@@ -423,7 +254,7 @@ def build_chain(settings: Settings) -> Runnable[Any, Any]:
     model = configurable_chat_model(
         settings,
         temperature=0.0,
-        top_logprobs=TOP_LOGPROBS,
+        top_logprobs=TOP_LOGPROBS_MAX,
         max_tokens=min(MAX_TOKENS, settings.max_tokens_cap),
     )
     chain = Classify(model=model, max_prompt_chars=settings.max_prompt_chars)

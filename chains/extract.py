@@ -29,14 +29,14 @@ from jsonschema import validators
 from jsonschema.exceptions import SchemaError, best_match
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from referencing.exceptions import Unresolvable
 
 from chains.json_confidence import LeafConfidence, leaf_confidences, min_leaf_prob
 from chains.model import configurable_chat_model
-from chains.runnable import OptionalText
-from chains.structured import JsonAnswerChain, Prepared, check_size, read_answer, response_format
-from langserve_logprobs.errors import InvalidRequestError, UpstreamError, invalid_input
+from chains.runnable import OptionalText, check_prompt_size
+from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError
 from langserve_logprobs.settings import Settings
 
 SCHEMA_NAME = "extraction"
@@ -192,14 +192,12 @@ def extract_prompt(data: ExtractInput) -> str:
 class Extract(JsonAnswerChain):
     """Extracts a JSON object from a text and scores each of its leaves."""
 
-    def _prepare(self, value: Any) -> Prepared:
-        try:
-            data = ExtractInput.model_validate(value)
-        except ValidationError as exc:
-            raise invalid_input(exc) from None
+    input_model = ExtractInput
+
+    def _prepare(self, data: ExtractInput) -> Prepared:
         check_schema(data.json_schema)
         schema_text = json.dumps(data.json_schema, ensure_ascii=False)
-        check_size(self.max_prompt_chars, data.text, data.instructions, schema_text)
+        check_prompt_size(self.max_prompt_chars, data.text, data.instructions, schema_text)
         schema = data.json_schema
         return Prepared(
             messages=[HumanMessage(content=extract_prompt(data))],

@@ -19,8 +19,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackMa
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
-from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from chains.logprobs import (
     LogprobStats,
@@ -31,8 +30,8 @@ from chains.logprobs import (
     parse_tokens,
 )
 from chains.model import configurable_chat_model
-from chains.runnable import ChainRunnable, OptionalText
-from langserve_logprobs.errors import InvalidRequestError, invalid_input
+from chains.runnable import ModelChain, OptionalText, check_prompt_size
+from langserve_logprobs.errors import validated
 from langserve_logprobs.settings import Settings
 
 DEFAULT_LOW_PROB_THRESHOLD = 0.3
@@ -73,10 +72,7 @@ class GenerateChunk(BaseModel):
 
 def to_messages(data: GenerateInput, max_chars: int) -> list[BaseMessage]:
     """The chat messages for a generate input; rejects prompts over ``max_chars``."""
-    size = len(data.prompt) + len(data.system or "")
-    if size > max_chars:
-        msg = f"prompt: {size} characters is over the limit of {max_chars}"
-        raise InvalidRequestError(msg)
+    check_prompt_size(max_chars, data.prompt, data.system, what="prompt")
     messages: list[BaseMessage] = []
     if data.system:
         messages.append(SystemMessage(content=data.system))
@@ -124,23 +120,13 @@ class _Accumulator:
         return GenerateOutput.model_validate(merged).model_dump()
 
 
-class Generate(ChainRunnable):
+class Generate(ModelChain):
     """Calls the chat model and turns its logprobs into a GenerateOutput."""
 
-    model: Runnable[Any, Any]
-    max_prompt_chars: int
     low_prob_threshold: float = Field(default=DEFAULT_LOW_PROB_THRESHOLD, ge=0.0, le=1.0)
 
-    @property
-    def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return self.model.config_specs
-
     def _messages(self, value: Any) -> list[BaseMessage]:
-        try:
-            data = GenerateInput.model_validate(value)
-        except ValidationError as exc:
-            raise invalid_input(exc) from None
-        return to_messages(data, self.max_prompt_chars)
+        return to_messages(validated(GenerateInput, value), self.max_prompt_chars)
 
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig

@@ -25,7 +25,7 @@ SENTINEL_FLOOR: float = -9999.0
 _WORD = re.compile(r"\S+")
 
 
-def clean_logprob(value: float | None) -> float | None:
+def known_logprob(value: float | None) -> float | None:
     """Turn a raw logprob into a finite value or ``None``.
 
     Args:
@@ -45,7 +45,7 @@ def clean_logprob(value: float | None) -> float | None:
 
 def prob_of(logprob: float | None) -> float | None:
     """Return ``exp(logprob)`` of a cleaned logprob, or ``None`` when it is unknown."""
-    cleaned = clean_logprob(logprob)
+    cleaned = known_logprob(logprob)
     return None if cleaned is None else math.exp(cleaned)
 
 
@@ -72,7 +72,7 @@ class _Scored(BaseModel):
         out["token"] = token = "" if token is None else str(token)
         if out.get("bytes") is None:
             out["bytes"] = list(token.encode("utf-8"))
-        out["logprob"] = clean_logprob(out.get("logprob"))
+        out["logprob"] = known_logprob(out.get("logprob"))
         out["prob"] = prob_of(out["logprob"])
         return out
 
@@ -180,13 +180,14 @@ def compute_stats(tokens: Sequence[TokenLogprob]) -> LogprobStats:
     )
 
 
-def _joined(tokens: Sequence[TokenLogprob]) -> bytes:
+def joined_bytes(tokens: Sequence[TokenLogprob]) -> bytes:
+    """Return the tokens' bytes joined: the generated text as UTF-8 (maybe cut mid-character)."""
     return b"".join(bytes(t.bytes) for t in tokens)
 
 
 def text_of(tokens: Sequence[TokenLogprob]) -> str:
     """Return the generated text: all token bytes joined, decoded with replacement."""
-    return _joined(tokens).decode("utf-8", errors="replace")
+    return joined_bytes(tokens).decode("utf-8", errors="replace")
 
 
 def token_byte_offsets(tokens: Sequence[TokenLogprob]) -> list[tuple[int, int]]:
@@ -243,7 +244,7 @@ def token_char_offsets(tokens: Sequence[TokenLogprob]) -> list[tuple[int, int]]:
     halves of a split emoji get the same range. A token with no bytes gets an empty range
     at the start of the character at its byte position.
     """
-    owners = _char_of_byte(_joined(tokens))
+    owners = _char_of_byte(joined_bytes(tokens))
     n_chars = owners[-1] + 1 if owners else 0
     offsets: list[tuple[int, int]] = []
     for start, end in token_byte_offsets(tokens):

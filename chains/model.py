@@ -15,6 +15,7 @@ from langchain_core.runnables import ConfigurableField, Runnable
 from langchain_openai import ChatOpenAI
 from pydantic import Field, SecretStr
 
+from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
 
 LOCAL_API_KEY = "local-no-key"
@@ -70,8 +71,8 @@ def configurable_fields(settings: Settings) -> dict[str, ConfigurableField]:
         "top_logprobs": ConfigurableField(
             id="top_logprobs",
             name="Top logprobs",
-            description="Alternatives returned per token, 0 to 20.",
-            annotation=Annotated[int, Field(ge=0, le=20)],
+            description=f"Alternatives returned per token, 0 to {TOP_LOGPROBS_MAX}.",
+            annotation=Annotated[int, Field(ge=0, le=TOP_LOGPROBS_MAX)],
         ),
         "model_name": ConfigurableField(
             id="model",

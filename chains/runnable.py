@@ -1,9 +1,11 @@
-"""A base for chains that wrap the chat model with invoke and streaming of their own.
+"""Bases for chains that wrap the chat model with invoke and streaming of their own.
 
-Subclasses implement ``_ainvoke``/``_invoke`` (one input -> one output) and
+``ChainRunnable`` subclasses implement ``_ainvoke``/``_invoke`` (one input -> one output) and
 ``_astream``/``_stream`` (one input -> events). This base routes them through
 langchain-core's ``_acall_with_config`` and ``_atransform_stream_with_config`` so that
 callbacks, tracing metadata and ``astream_events`` work as for any built-in runnable.
+``ModelChain`` adds what every such chain holds: the chat model (whose request-time knobs
+it exposes) and the prompt size limit (``check_prompt_size``).
 """
 
 from __future__ import annotations
@@ -12,13 +14,28 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
-from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
+from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import ConfigDict, WithJsonSchema
+
+from langserve_logprobs.errors import InvalidRequestError
 
 # An optional text field whose JSON Schema is plain "string": LangServe's playground
 # cannot render the {"type": "null"} branch that pydantic gives ``str | None``.
 OptionalText = Annotated[str | None, WithJsonSchema({"type": "string"})]
+
+
+def check_prompt_size(max_chars: int, *parts: str | None, what: str = "input") -> None:
+    """Reject inputs whose text fields together exceed ``max_chars`` characters.
+
+    Raises:
+        InvalidRequestError: naming ``what``, the size and the limit.
+    """
+    size = sum(len(part or "") for part in parts)
+    if size > max_chars:
+        msg = f"{what}: {size} characters is over the limit of {max_chars}"
+        raise InvalidRequestError(msg)
 
 
 class ChainRunnable(RunnableSerializable[Any, Any]):
@@ -85,3 +102,14 @@ class ChainRunnable(RunnableSerializable[Any, Any]):
         yield from self._transform_stream_with_config(
             iter([input]), self._transform, ensure_config(config)
         )
+
+
+class ModelChain(ChainRunnable):
+    """Base of the chains that call the chat model: its knobs are the chain's knobs."""
+
+    model: Runnable[Any, Any]
+    max_prompt_chars: int
+
+    @property
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return self.model.config_specs

@@ -9,17 +9,17 @@ confidences can be aligned by bytes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
-from langchain_core.runnables.utils import ConfigurableFieldSpec
+from pydantic import BaseModel
 
-from chains.logprobs import TokenLogprob, parse_tokens
-from chains.runnable import ChainRunnable
-from langserve_logprobs.errors import InvalidRequestError, UpstreamError
+from chains.logprobs import TokenLogprob, joined_bytes, parse_tokens
+from chains.runnable import ModelChain
+from langserve_logprobs.errors import UpstreamError, validated
 
 
 def response_format(name: str, schema: dict[str, Any], *, strict: bool) -> dict[str, Any]:
@@ -51,20 +51,12 @@ def read_answer(message: BaseMessage) -> Answer:
     if not tokens:
         msg = "the model server sent no logprobs with the answer"
         raise UpstreamError(msg)
-    raw = b"".join(bytes(t.bytes) for t in tokens)
+    raw = joined_bytes(tokens)
     text = message.content if isinstance(message.content, str) else message.text
     if raw != text.encode("utf-8"):
         msg = "the logprobs' tokens do not spell the model's answer"
         raise UpstreamError(msg)
     return Answer(tokens, raw, metadata.get("model_name"))
-
-
-def check_size(max_chars: int, *parts: str | None) -> None:
-    """Reject inputs whose text fields together exceed ``max_chars`` characters."""
-    size = sum(len(part or "") for part in parts)
-    if size > max_chars:
-        msg = f"input: {size} characters is over the limit of {max_chars}"
-        raise InvalidRequestError(msg)
 
 
 class Prepared(NamedTuple):
@@ -75,37 +67,36 @@ class Prepared(NamedTuple):
     finish: Callable[[BaseMessage], dict[str, Any]]
 
 
-class JsonAnswerChain(ChainRunnable):
+class JsonAnswerChain(ModelChain):
     """Base: asks the model for JSON under a schema; streams one final event.
 
-    The ``response_format`` goes in ``extra_body``: a ``response_format`` argument would
-    send ChatOpenAI down ``chat.completions.parse``, which raises its own error on
-    ``finish_reason == "length"`` and streams through the beta helper.
+    Subclasses set ``input_model`` and turn its validated instance into a ``Prepared``
+    request. The ``response_format`` goes in ``extra_body``: a ``response_format``
+    argument would send ChatOpenAI down ``chat.completions.parse``, which raises its own
+    error on ``finish_reason == "length"`` and streams through the beta helper.
     """
 
-    model: Runnable[Any, Any]
-    max_prompt_chars: int
+    input_model: ClassVar[type[BaseModel]]
 
-    @property
-    def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return self.model.config_specs
-
-    def _prepare(self, value: Any) -> Prepared:
+    def _prepare(self, data: Any) -> Prepared:
         raise NotImplementedError
+
+    def _request(self, value: Any) -> tuple[Runnable[Any, Any], Prepared]:
+        prepared = self._prepare(validated(self.input_model, value))
+        model = self.model.bind(extra_body={"response_format": prepared.response_format})
+        return model, prepared
 
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
-        prepared = self._prepare(value)
-        model = self.model.bind(extra_body={"response_format": prepared.response_format})
+        model, prepared = self._request(value)
         child = patch_config(config, callbacks=run_manager.get_child())
         return prepared.finish(await model.ainvoke(prepared.messages, child))
 
     def _invoke(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
-        prepared = self._prepare(value)
-        model = self.model.bind(extra_body={"response_format": prepared.response_format})
+        model, prepared = self._request(value)
         child = patch_config(config, callbacks=run_manager.get_child())
         return prepared.finish(model.invoke(prepared.messages, child))
 

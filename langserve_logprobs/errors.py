@@ -2,6 +2,7 @@
 
     ServiceError (500 server_error)
     ├── InvalidRequestError (400 invalid_request)
+    │   ├── InvalidInputError (422 invalid_input)
     │   └── ContextLengthExceededError (400 context_length_exceeded)
     └── UpstreamError (502 upstream_error)
         ├── UpstreamAuthError (502 upstream_auth)
@@ -11,7 +12,10 @@
 
 Messages are safe to show to a client: they never hold a stack trace or a secret.
 ``to_service_error`` turns anything raised while serving (openai SDK errors, httpx
-errors, our own) into one of these.
+errors, our own) into one of these. Every error reaches the client in one shape,
+``ErrorInfo`` (``{"type", "message", "status_code"}``): as ``{"error": ...}`` in a
+response body, as the data of an SSE ``error`` event, or as a failed batch item
+(``ItemError``).
 """
 
 from __future__ import annotations
@@ -19,13 +23,28 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import openai
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{6,}|Bearer\s+\S+)")
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+class ErrorInfo(BaseModel):
+    """A typed, safe description of what went wrong."""
+
+    type: str = Field(description="Error kind, e.g. invalid_request, upstream_timeout.")
+    message: str = Field(description="What went wrong, safe to show to a user.")
+    status_code: int = Field(description="The HTTP status this error maps to.")
+
+
+class ItemError(BaseModel):
+    """In a batch, the output of an item that failed (the other items are unaffected)."""
+
+    error: ErrorInfo = Field(description="Why this item failed.")
 
 
 class ServiceError(Exception):
@@ -39,9 +58,13 @@ class ServiceError(Exception):
         self.message = message
         self.retry_after = retry_after
 
+    def info(self) -> ErrorInfo:
+        """The client-facing description: type, message and status code."""
+        return ErrorInfo(type=self.type, message=self.message, status_code=self.status_code)
+
     def to_dict(self) -> dict[str, Any]:
-        """The client-facing payload: type, message and status code."""
-        return {"type": self.type, "message": self.message, "status_code": self.status_code}
+        """``info()`` as JSON-ready data."""
+        return self.info().model_dump()
 
     def headers(self) -> dict[str, str]:
         """Headers to send with the error response."""
@@ -53,6 +76,13 @@ class InvalidRequestError(ServiceError):
 
     status_code = 400
     type = "invalid_request"
+
+
+class InvalidInputError(InvalidRequestError):
+    """The request body does not match the route's schema (FastAPI/LangServe checks)."""
+
+    status_code = 422
+    type = "invalid_input"
 
 
 class ContextLengthExceededError(InvalidRequestError):
@@ -101,6 +131,18 @@ def invalid_input(exc: ValidationError, what: str = "input") -> InvalidRequestEr
         f"{'.'.join(str(p) for p in err['loc']) or what}: {err['msg']}" for err in exc.errors()
     )
     return InvalidRequestError(f"invalid {what}: {problems}")
+
+
+def validated(model: type[_Model], value: Any, what: str = "input") -> _Model:
+    """``model.model_validate(value)``, or an InvalidRequestError (400) naming the fields.
+
+    Our own checks (a chain's input called directly, a config value) are 400
+    ``invalid_request``; the 422 ``invalid_input`` is for bodies FastAPI/LangServe reject.
+    """
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise invalid_input(exc, what) from None
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

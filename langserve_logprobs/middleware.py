@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from langserve_logprobs.errors import ServiceError, redact, to_service_error
+from langserve_logprobs.errors import InvalidInputError, ServiceError, redact, to_service_error
 
 logger = logging.getLogger("langserve_logprobs")
 
@@ -196,15 +196,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         else {"loc": [], "msg": str(e), "type": "invalid"}
         for e in errors
     ]
-    body = {
-        "error": {
-            "type": "invalid_request",
-            "message": "; ".join(problems) or "invalid request",
-            "status_code": 422,
-        },
-        "detail": detail,
-    }
-    return JSONResponse(body, status_code=422)
+    error = InvalidInputError("; ".join(problems) or "invalid request")
+    return JSONResponse({"error": error.to_dict(), "detail": detail}, status_code=error.status_code)
 
 
 def install_error_handling(app: FastAPI, secrets: Sequence[str] = ()) -> None:

@@ -2,72 +2,98 @@
 
 LangServe does not check ``config.configurable`` values against their declared ranges;
 here every call checks them first (``top_logprobs`` 0-20, ``max_tokens`` up to the cap,
-finite ``temperature`` ...) and a bad value is a 400 naming the field.
+finite ``temperature`` ...) and a bad value is a 400 naming the field. The schema they
+are checked against is built once, when the route is wrapped.
 LangServe runs ``/batch`` all-or-nothing: one failing item fails the request. Here a
-failed item comes back in its place as ``{"error": {"type", "message", "status_code"}}``
-while the other items carry their normal output.
+failed item comes back in its place as an ``ItemError``
+(``{"error": {"type", "message", "status_code"}}``) while the other items carry their
+normal output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import get_config_list
-from pydantic import BaseModel, Field, RootModel, ValidationError
+from pydantic import BaseModel, Field, RootModel, model_validator
 
-from langserve_logprobs.errors import InvalidRequestError, invalid_input, to_service_error
-
-# config schema per chain (built once; chains live as long as the app)
-_CONFIG_MODELS: dict[int, type[BaseModel]] = {}
-
-
-class ErrorInfo(BaseModel):
-    """A typed, safe description of what went wrong."""
-
-    type: str = Field(description="Error kind, e.g. invalid_request, upstream_timeout.")
-    message: str = Field(description="What went wrong, safe to show to a user.")
-    status_code: int = Field(description="The HTTP status this error maps to.")
-
-
-class ItemError(BaseModel):
-    """In a batch, the output of an item that failed (the other items are unaffected)."""
-
-    error: ErrorInfo = Field(description="Why this item failed.")
+from langserve_logprobs.errors import InvalidRequestError, ItemError, to_service_error, validated
 
 
 class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
-    """Delegates to ``bound``; ``abatch``/``batch`` turn each item's failure into an ItemError."""
+    """Delegates to ``bound`` once the call's config is checked; batches fail per item.
+
+    LangServe calls ``ainvoke``, ``abatch``, ``astream`` (``astream_log`` goes through it)
+    and ``astream_events``; the sync methods are checked the same way.
+    """
 
     secrets: list[str] = Field(default_factory=list)
+    config_model: type[BaseModel] | None = Field(
+        default=None, description="The bound chain's config schema (``configurable`` only)."
+    )
 
-    def _check(self, config: RunnableConfig | None) -> None:
+    @model_validator(mode="after")
+    def _build_config_model(self) -> RouteRunnable:
+        # Once per route object (copies made by with_config build their own).
+        if self.config_model is None:
+            self.config_model = self.bound.config_schema(include=["configurable"])
+        return self
+
+    def check_config(self, config: RunnableConfig | None) -> None:
         """Raise InvalidRequestError when a configurable value is out of its range."""
         configurable = (config or {}).get("configurable") or {}
         known = {spec.id for spec in self.bound.config_specs}
         values = {k: v for k, v in configurable.items() if k in known}
-        if not values:
-            return
-        model = _CONFIG_MODELS.get(id(self.bound))
-        if model is None:
-            model = _CONFIG_MODELS[id(self.bound)] = self.bound.config_schema(
-                include=["configurable"]
-            )
-        try:
-            model.model_validate({"configurable": values})
-        except ValidationError as exc:
-            raise invalid_input(exc, "config") from None
+        if values and self.config_model is not None:
+            validated(self.config_model, {"configurable": values}, "config")
 
-    def _merge_configs(self, *configs: RunnableConfig | None) -> RunnableConfig:
-        # Every RunnableBinding method (invoke, stream, stream_events, stream_log, batch)
-        # merges the caller's config through here first: the one place to check it.
-        for config in configs:
-            self._check(config)
-        return super()._merge_configs(*configs)
+    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        self.check_config(config)
+        return super().invoke(input, config, **kwargs)
+
+    async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
+        self.check_config(config)
+        return await super().ainvoke(input, config, **kwargs)
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[Any]:
+        self.check_config(config)
+        yield from super().stream(input, config, **kwargs)
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[Any]:
+        self.check_config(config)
+        async for chunk in super().astream(input, config, **kwargs):
+            yield chunk
+
+    def astream_events(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        self.check_config(config)
+        return super().astream_events(input, config, **kwargs)
 
     def _item_error(self, exc: BaseException) -> dict[str, Any]:
-        return {"error": to_service_error(exc, self.secrets).to_dict()}
+        return ItemError(error=to_service_error(exc, self.secrets).info()).model_dump()
+
+    def _checked(self, configs: list[RunnableConfig]) -> dict[int, Exception]:
+        """Check each item's config once; the failures by item index."""
+        bad: dict[int, Exception] = {}
+        for i, item_config in enumerate(configs):
+            try:
+                self.check_config(item_config)
+            except InvalidRequestError as error:
+                bad[i] = error
+        return bad
+
+    def _in_place(self, size: int, bad: dict[int, Exception], done: list[Any]) -> list[Any]:
+        """Results of the good items and errors of the bad ones, in input order."""
+        good = iter(done)
+        results = [bad[i] if i in bad else next(good) for i in range(size)]
+        return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
 
     async def abatch(
         self,
@@ -78,22 +104,12 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         **kwargs: Any | None,
     ) -> list[Any]:
         configs = get_config_list(config, len(inputs))
-        bad: dict[int, Exception] = {}
-        for i, item_config in enumerate(configs):
-            try:
-                self._check(item_config)
-            except InvalidRequestError as error:
-                bad[i] = error
+        bad = self._checked(configs)
         good = [i for i in range(len(inputs)) if i not in bad]
         done = await super().abatch(
             [inputs[i] for i in good], [configs[i] for i in good], return_exceptions=True, **kwargs
         )
-        results: list[Any] = [None] * len(inputs)
-        for i, result in zip(good, done, strict=True):
-            results[i] = result
-        for i, failure in bad.items():
-            results[i] = failure
-        return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
+        return self._in_place(len(inputs), bad, done)
 
     def batch(
         self,
@@ -103,10 +119,13 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return_exceptions: bool = False,
         **kwargs: Any | None,
     ) -> list[Any]:
-        for item_config in get_config_list(config, len(inputs)):
-            self._check(item_config)
-        results = super().batch(inputs, config, return_exceptions=True, **kwargs)
-        return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
+        configs = get_config_list(config, len(inputs))
+        bad = self._checked(configs)
+        good = [i for i in range(len(inputs)) if i not in bad]
+        done = super().batch(
+            [inputs[i] for i in good], [configs[i] for i in good], return_exceptions=True, **kwargs
+        )
+        return self._in_place(len(inputs), bad, done)
 
 
 def wrap_route(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> RouteRunnable:

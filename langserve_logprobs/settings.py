@@ -12,7 +12,8 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_MODEL_NAME = "gemma-3-270m-q4_k_m"
+from langserve_logprobs.limits import MODEL_NAME, N_CTX_DEFAULT, TOP_LOGPROBS_MAX
+
 LOCAL_PREFIX = "/local/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -32,14 +33,14 @@ class Settings(BaseSettings):
         description="Base URL of any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama).",
     )
     model_name: str = Field(
-        default=LOCAL_MODEL_NAME,
+        default=MODEL_NAME,
         validation_alias="LOGPROBS_MODEL",
         description="Model name sent upstream.",
     )
     top_logprobs: int = Field(
         default=5,
         ge=0,
-        le=20,
+        le=TOP_LOGPROBS_MAX,
         validation_alias="LOGPROBS_TOP_LOGPROBS",
         description="Default number of alternatives per token.",
     )
@@ -89,7 +90,7 @@ class Settings(BaseSettings):
         description="GGUF file of the embedded model; default: the gemma3-270m package.",
     )
     local_n_ctx: int = Field(
-        default=4096,
+        default=N_CTX_DEFAULT,
         ge=256,
         validation_alias="LOCAL_N_CTX",
         description="Context window of the embedded model, in tokens.",

@@ -17,19 +17,21 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 
 from chains.classify import (
-    MARKERS,
     Classify,
     ClassifyInput,
-    Method,
-    _label_of,
-    _marker_of,
-    _marker_table,
     answer_schema,
-    choose_method,
     classify_messages,
     classify_output,
     classify_prompt,
+)
+from chains.label_scores import (
+    MARKERS,
+    Method,
+    choose_method,
     label_bytes,
+    label_of,
+    marker_of,
+    marker_table,
     markers_for,
 )
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError
@@ -164,7 +166,7 @@ def test_no_coverage_puts_all_on_the_answer_and_no_confidence() -> None:
     ],
 )
 def test_marker_variants(piece: bytes, prefix: bytes, count: int, expected: int | None) -> None:
-    assert _marker_of(piece, prefix, _marker_table(count)) == expected
+    assert marker_of(piece, prefix, marker_table(count)) == expected
 
 
 def test_markers() -> None:
@@ -239,7 +241,7 @@ YES_NO = ["yes", "no", "maybe", 'say "hi"', "\u00e9t\u00e9"]
 )
 def test_label_variants(piece: bytes, prefix: bytes, expected: int | None) -> None:
     lowered = [label_bytes(label).lower() for label in YES_NO]
-    assert _label_of(piece, prefix, lowered) == expected
+    assert label_of(piece, prefix, lowered) == expected
 
 
 def test_label_bytes_are_json_string_bytes() -> None:

@@ -14,8 +14,8 @@ from chains.logprobs import (
     SENTINEL_FLOOR,
     Span,
     TokenLogprob,
-    clean_logprob,
     compute_stats,
+    known_logprob,
     low_confidence_spans,
     merge_stream_events,
     parse_token,
@@ -77,8 +77,8 @@ def assert_json_safe(payload: Any) -> None:
         pytest.param(-2, -2.0, id="int"),
     ],
 )
-def test_clean_logprob(raw: float | None, expected: float | None) -> None:
-    assert clean_logprob(raw) == expected
+def test_known_logprob(raw: float | None, expected: float | None) -> None:
+    assert known_logprob(raw) == expected
 
 
 def test_prob_of() -> None:
