@@ -1,9 +1,10 @@
 """Every way a LangChain client can call the logprob routes, through ``RemoteRunnable``.
 
-``/generate``: invoke, batch, stream (events merged with ``merge_stream_events``), then
-``astream`` and ``astream_events`` from asyncio. ``/classify`` and ``/extract`` when the
-server has them. Generations are kept short (``max_tokens``) so the embedded CPU model
-answers in seconds.
+``/generate``: invoke, batch, stream (events merged with ``merge_stream_events``, the
+server's documented merge rule written out here), then ``astream`` and ``astream_events``
+from asyncio; then ``/classify`` and ``/extract``. It needs only the client packages
+(``langserve``, ``langchain-core``), not the server's code. Generations are kept short
+(``max_tokens``) so the embedded CPU model answers in seconds.
 
     python client_examples/remote_runnable.py [http://127.0.0.1:8000]
 """
@@ -15,13 +16,24 @@ import sys
 from collections import Counter
 from typing import Any
 
-import httpx
 from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
 
-from chains.logprobs import merge_stream_events
-
 CONFIG: RunnableConfig = {"configurable": {"max_tokens": 16, "temperature": 0, "top_logprobs": 3}}
+
+
+def merge_stream_events(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Merge /generate stream events: text concatenated, tokens appended, others last non-null."""
+    merged: dict[str, Any] = {"text": "", "tokens": []}
+    for event in events:
+        for key, value in event.items():
+            if key == "text":
+                merged["text"] += value or ""
+            elif key == "tokens":
+                merged["tokens"].extend(value or [])
+            elif value is not None or key not in merged:
+                merged[key] = value
+    return merged
 
 
 def fmt_prob(prob: float | None) -> str:
@@ -101,16 +113,7 @@ async def run_async(url: str) -> None:
     print("  " + ", ".join(f"{kind} x{n}" for kind, n in kinds.items()))
 
 
-def has_route(url: str, path: str) -> bool:
-    status = httpx.get(f"{url}{path}/input_schema", timeout=10).status_code
-    if status == 404:
-        print(f"\n== {path}: not on this server (GET {path}/input_schema is 404), skipped")
-    return status == 200
-
-
 def run_classify(url: str) -> None:
-    if not has_route(url, "/classify"):
-        return
     print("\n== /classify invoke, with two solved examples (few-shot)")
     classify: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/classify")
     text = "The battery died after two days and support never answered."
@@ -127,8 +130,6 @@ def run_classify(url: str) -> None:
 
 
 def run_extract(url: str) -> None:
-    if not has_route(url, "/extract"):
-        return
     print("\n== /extract invoke")
     extract: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/extract")
     schema = {

@@ -11,9 +11,8 @@ from fastapi.testclient import TestClient
 from langserve_logprobs.settings import Settings
 from server import create_app
 from tests.fake_upstream import create_fake_upstream
+from tests.helpers import fake_upstream_settings
 from tests.servers import run_server
-
-FAKE_KEY = "sk-test-SECRETKEY0123456789"
 
 
 @pytest.fixture(scope="session")
@@ -25,22 +24,10 @@ def fake_upstream() -> Iterator[Any]:
         yield app
 
 
-def make_settings(upstream: Any, **overrides: Any) -> Settings:
-    fields: dict[str, Any] = {
-        "openai_base_url": upstream.state.url + "/v1",
-        "openai_api_key": FAKE_KEY,
-        "max_retries": 0,
-        "request_timeout": 1.5,
-        "_env_file": None,
-    }
-    fields.update(overrides)
-    return Settings(**fields)
-
-
 @pytest.fixture
 def settings(fake_upstream: Any) -> Settings:
     """Settings pointing at the fake upstream, no retries, short timeout."""
-    return make_settings(fake_upstream)
+    return fake_upstream_settings(fake_upstream)
 
 
 @pytest.fixture
@@ -48,10 +35,3 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The app in-process; server errors come back as responses, not exceptions."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
-
-
-def invoke_body(model: str, prompt: str = "hi", **configurable: Any) -> dict[str, Any]:
-    return {
-        "input": {"prompt": prompt},
-        "config": {"configurable": {"model": model, **configurable}},
-    }

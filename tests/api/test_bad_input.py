@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from langserve_logprobs.settings import Settings
-from tests.api.test_errors import sse_events
+from tests.helpers import sse_events
 
 JSON = {"content-type": "application/json"}
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from server import create_app
-from tests.api.conftest import make_settings
+from tests.helpers import fake_upstream_settings
 from tests.servers import run_server, stream_then_drop
 
 SLOW = {"configurable": {"model": "slow"}}  # the fake upstream streams for 10 s
@@ -21,7 +21,9 @@ SLOW = {"configurable": {"model": "slow"}}  # the fake upstream streams for 10 s
 
 @pytest.fixture
 def url(fake_upstream: Any) -> Iterator[str]:
-    with run_server(create_app(make_settings(fake_upstream, request_timeout=30.0))) as base:
+    with run_server(
+        create_app(fake_upstream_settings(fake_upstream, request_timeout=30.0))
+    ) as base:
         yield base
 
 

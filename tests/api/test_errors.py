@@ -12,18 +12,8 @@ from fastapi.testclient import TestClient
 
 from langserve_logprobs.settings import Settings
 from server import create_app
-from tests.api.conftest import FAKE_KEY, invoke_body, make_settings
+from tests.helpers import FAKE_KEY, fake_upstream_settings, invoke_body, sse_events
 from tests.servers import free_port
-
-
-def sse_events(text: str) -> list[tuple[str, Any]]:
-    events = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            data = lines.get("data")
-            events.append((lines["event"], json.loads(data) if data else None))
-    return events
 
 
 @pytest.mark.parametrize(
@@ -79,7 +69,7 @@ def test_unreachable_upstream_is_503():
 
 
 def test_transient_errors_are_retried(fake_upstream: Any):
-    settings = make_settings(fake_upstream, max_retries=2)
+    settings = fake_upstream_settings(fake_upstream, max_retries=2)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post("/generate/invoke", json=invoke_body("flaky:503:2"))
     assert response.status_code == 200
@@ -88,7 +78,7 @@ def test_transient_errors_are_retried(fake_upstream: Any):
 
 
 def test_retries_are_bounded(fake_upstream: Any):
-    settings = make_settings(fake_upstream, max_retries=1)
+    settings = fake_upstream_settings(fake_upstream, max_retries=1)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post("/generate/invoke", json=invoke_body("flaky:503:5"))
     assert response.status_code == 503

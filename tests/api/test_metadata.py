@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
-from tests.api.test_errors import sse_events
+from tests.helpers import sse_events
 
 
 def test_metadata_and_tags_reach_runs(client: TestClient):

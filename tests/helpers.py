@@ -1,0 +1,47 @@
+"""Helpers shared by test modules (no fixtures here: those live in the conftest files).
+
+Test modules import helpers from here or from ``tests.servers``, never from each other.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from langserve_logprobs.settings import Settings
+
+FAKE_KEY = "sk-test-SECRETKEY0123456789"
+"""The API key the app sends the fake upstream; it must never reach a client."""
+
+
+def fake_upstream_settings(upstream: Any, **overrides: Any) -> Settings:
+    """Settings pointing at the fake upstream app (``upstream.state.url``): no retries,
+    a short timeout; ``overrides`` replace any field."""
+    fields: dict[str, Any] = {
+        "openai_base_url": upstream.state.url + "/v1",
+        "openai_api_key": FAKE_KEY,
+        "max_retries": 0,
+        "request_timeout": 1.5,
+        "_env_file": None,
+    }
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+def invoke_body(model: str, prompt: str = "hi", **configurable: Any) -> dict[str, Any]:
+    """A /generate invoke body; ``model`` tells the fake upstream which fault to inject."""
+    return {
+        "input": {"prompt": prompt},
+        "config": {"configurable": {"model": model, **configurable}},
+    }
+
+
+def sse_events(text: str) -> list[tuple[str, Any]]:
+    """The ``(event, data)`` pairs of an event-stream body, in order."""
+    events = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            data = lines.get("data")
+            events.append((lines["event"], json.loads(data) if data else None))
+    return events
