@@ -23,6 +23,8 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from local_llm.completions import chat_extension
+from local_llm.completions import router as completions_router
 from local_llm.engine import LocalEngine
 from local_llm.engine_api import ChatEngine
 from local_llm.errors import EngineError, LocalLLMError
@@ -97,6 +99,7 @@ async def create_chat_completion(raw_request: Request) -> Response:
     """OpenAI chat completions, with logprobs, streaming and JSON-schema output."""
     request = parse_chat_request(await raw_request.body())
     service = _service(raw_request)
+    scored = await chat_extension(raw_request, request)  # vLLM's prompt_logprobs (#11)
     try:
         prep = await service.prepare(request)
         if request.stream:
@@ -109,7 +112,7 @@ async def create_chat_completion(raw_request: Request) -> Response:
         logger.exception("local chat completion failed")
         msg = "The local model failed to generate a reply."
         raise EngineError(msg) from exc
-    return JSONResponse(response.model_dump(mode="json"))
+    return JSONResponse({**response.model_dump(mode="json"), **scored})
 
 
 @router.get("/v1/models")
@@ -208,5 +211,6 @@ def create_local_app(
     app.state.local_chat_service = ChatService(served)
     app.state.local_engine = served
     app.include_router(router)
+    app.include_router(completions_router)
     install_error_handlers(app)
     return app
