@@ -95,6 +95,7 @@ def test_shared_prefix_is_scored_like_separate_requests(client: openai.OpenAI) -
     a = together.choices[0].logprobs
     b = alone.choices[0].logprobs
     assert a is not None and b is not None and a.tokens == b.tokens
+    assert a.token_logprobs is not None and b.token_logprobs is not None
     # The same text, evaluated in a different batch shape: equal to the kernels' noise.
     for x, y in zip(a.token_logprobs[1:], b.token_logprobs[1:], strict=True):
         assert x == pytest.approx(y, abs=0.3)
