@@ -1,0 +1,94 @@
+"""Pure math of scoring given texts: per-continuation totals, normalised distribution, ranks,
+and the exact label distribution of ``/classify``'s ``score`` method. No I/O.
+
+A continuation's probability is the product of its tokens' probabilities given everything
+before them (teacher forcing), so its logprob is their sum. Across continuations of one
+context, ``exp(sum)`` normalised is the model's choice among them; the mass they held before
+normalising (``coverage``) says how much of the model's probability they cover.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """Sum of a continuation's token logprobs, and its means per token and per byte."""
+
+    sum_logprob: float
+    mean_per_token: float | None
+    mean_per_byte: float | None
+    perplexity: float | None
+
+
+def totals(logprobs: Sequence[float], n_bytes: int) -> Totals:
+    """Totals of one continuation's token logprobs; ``n_bytes`` is its UTF-8 length.
+
+    Means (and the perplexity, ``exp(-mean per token)``) are None for an empty continuation.
+    """
+    total = math.fsum(logprobs)
+    per_token = total / len(logprobs) if logprobs else None
+    per_byte = total / n_bytes if n_bytes else None
+    perplexity = math.exp(min(-per_token, 700.0)) if per_token is not None else None
+    return Totals(total, per_token, per_byte, perplexity)
+
+
+def normalise(logprobs: Sequence[float]) -> tuple[list[float], float]:
+    """Probabilities proportional to ``exp(logprob)``, and the log of their total mass.
+
+    Stable for very negative values (log-sum-exp); an empty input gives ``([], -inf)``.
+    """
+    if not logprobs:
+        return [], -math.inf
+    top = max(logprobs)
+    weights = [math.exp(v - top) for v in logprobs]
+    mass = math.fsum(weights)
+    return [w / mass for w in weights], top + math.log(mass)
+
+
+def ranks(values: Sequence[float]) -> list[int]:
+    """1-based rank of each value, highest first; ties share the best rank."""
+    return [1 + sum(other > v for other in values) for v in values]
+
+
+def shared_token_count(token_lists: Sequence[Sequence[bytes]]) -> int:
+    """How many leading tokens all lists have in common."""
+    if not token_lists:
+        return 0
+    count = 0
+    for column in zip(*token_lists, strict=False):
+        if any(piece != column[0] for piece in column):
+            break
+        count += 1
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScores:
+    """Each label's probability among the labels, and the mass the labels hold."""
+
+    probabilities: list[float]
+    coverage: float
+    logprobs: list[float]
+
+
+def label_scores(
+    tokens: Sequence[Sequence[bytes]], logprobs: Sequence[Sequence[float]]
+) -> LabelScores:
+    """Exact label distribution from each label's whole answer, scored token by token.
+
+    ``tokens[i]``/``logprobs[i]`` are the tokens of label i's full answer and their
+    logprobs. Tokens that every answer starts with (a shared wrapper such as ``{"answer": "``)
+    have the same probability under every label, so they are left out: each label's logprob
+    is that of the rest of its answer given the shared start. Multi-token labels and labels
+    sharing a prefix are exact (the answer runs to its closing token, so ``pos`` is told
+    from ``positive``). ``coverage`` is the probability, given the shared start, that the
+    model writes one of the labels.
+    """
+    shared = shared_token_count(tokens)
+    sums = [math.fsum(values[shared:]) for values in logprobs]
+    probabilities, log_mass = normalise(sums)
+    return LabelScores(probabilities, min(1.0, math.exp(log_mass)), sums)
