@@ -81,12 +81,13 @@ def label_scores(
     """Exact label distribution from each label's whole answer, scored token by token.
 
     ``tokens[i]``/``logprobs[i]`` are the tokens of label i's full answer and their
-    logprobs. Tokens that every answer starts with (a shared wrapper such as ``{"answer": "``)
-    have the same probability under every label, so they are left out: each label's logprob
-    is that of the rest of its answer given the shared start. Multi-token labels and labels
-    sharing a prefix are exact (the answer runs to its closing token, so ``pos`` is told
-    from ``positive``). ``coverage`` is the probability, given the shared start, that the
-    model writes one of the labels.
+    logprobs. Tokens that every answer starts with (a wrapper such as ``{"answer": "``, or a
+    first token two labels share) have the same probability under every label, so they are
+    left out: each label's logprob is that of the rest of its answer given the shared start,
+    which leaves the normalised distribution exact. Multi-token labels and labels sharing a
+    prefix are exact (the answer runs to its closing token, so ``pos`` is told from
+    ``positive``). ``coverage`` is the probability, given the shared start, that the model
+    writes one of the labels.
     """
     shared = shared_token_count(tokens)
     sums = [math.fsum(values[shared:]) for values in logprobs]
