@@ -79,15 +79,19 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
     def _item_error(self, exc: BaseException) -> dict[str, Any]:
         return ItemError(error=to_service_error(exc, self.secrets).info()).model_dump()
 
-    def _checked(self, configs: list[RunnableConfig]) -> dict[int, Exception]:
-        """Check each item's config once; the failures by item index."""
+    def _split(
+        self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None
+    ) -> tuple[list[Any], list[RunnableConfig], dict[int, Exception]]:
+        """Check each item's config once: the good items, their configs, the failures."""
+        configs = get_config_list(config, len(inputs))
         bad: dict[int, Exception] = {}
         for i, item_config in enumerate(configs):
             try:
                 self.check_config(item_config)
             except InvalidRequestError as error:
                 bad[i] = error
-        return bad
+        good = [i for i in range(len(inputs)) if i not in bad]
+        return [inputs[i] for i in good], [configs[i] for i in good], bad
 
     def _in_place(self, size: int, bad: dict[int, Exception], done: list[Any]) -> list[Any]:
         """Results of the good items and errors of the bad ones, in input order."""
@@ -103,12 +107,8 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return_exceptions: bool = False,
         **kwargs: Any | None,
     ) -> list[Any]:
-        configs = get_config_list(config, len(inputs))
-        bad = self._checked(configs)
-        good = [i for i in range(len(inputs)) if i not in bad]
-        done = await super().abatch(
-            [inputs[i] for i in good], [configs[i] for i in good], return_exceptions=True, **kwargs
-        )
+        good, configs, bad = self._split(inputs, config)
+        done = await super().abatch(good, configs, return_exceptions=True, **kwargs)
         return self._in_place(len(inputs), bad, done)
 
     def batch(
@@ -119,12 +119,8 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return_exceptions: bool = False,
         **kwargs: Any | None,
     ) -> list[Any]:
-        configs = get_config_list(config, len(inputs))
-        bad = self._checked(configs)
-        good = [i for i in range(len(inputs)) if i not in bad]
-        done = super().batch(
-            [inputs[i] for i in good], [configs[i] for i in good], return_exceptions=True, **kwargs
-        )
+        good, configs, bad = self._split(inputs, config)
+        done = super().batch(good, configs, return_exceptions=True, **kwargs)
         return self._in_place(len(inputs), bad, done)
 
 

@@ -6,9 +6,18 @@ Test modules import helpers from here or from ``tests.servers``, never from each
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from pydantic import Field
+
 from langserve_logprobs.settings import Settings
+
+DATA = Path(__file__).resolve().parent / "data"
+"""Recorded OpenAI-shaped completions."""
 
 FAKE_KEY = "sk-test-SECRETKEY0123456789"
 """The API key the app sends the fake upstream; it must never reach a client."""
@@ -45,3 +54,32 @@ def sse_events(text: str) -> list[tuple[str, Any]]:
             data = lines.get("data")
             events.append((lines["event"], json.loads(data) if data else None))
     return events
+
+
+def recorded(name: str) -> AIMessage:
+    """The AIMessage ChatOpenAI makes of a recorded completion."""
+    completion = json.loads((DATA / name).read_text(encoding="utf-8"))
+    choice = completion["choices"][0]
+    metadata = {
+        "logprobs": choice["logprobs"],
+        "model_name": completion["model"],
+        "finish_reason": choice["finish_reason"],
+    }
+    return AIMessage(content=choice["message"]["content"], response_metadata=metadata)
+
+
+class RecordedChat(BaseChatModel):
+    """A chat model that answers with one recorded message and records its calls."""
+
+    message: AIMessage
+    calls: list[dict[str, Any]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "recorded"
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
+        self.calls.append({"messages": messages, **kw})
+        return ChatResult(generations=[ChatGeneration(message=self.message)])

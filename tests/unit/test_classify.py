@@ -5,16 +5,11 @@ tests/data), few-shot examples, input checks.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
+from langchain_core.messages import AIMessage
 
 from chains.classify import (
     Classify,
@@ -35,24 +30,12 @@ from chains.label_scores import (
     markers_for,
 )
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError
+from tests.helpers import RecordedChat, recorded
 
-DATA = Path(__file__).resolve().parent.parent / "data"
 SENTIMENT = ["positive", "negative"]
 THREE = ["positive", "negative", "neutral"]
 FRUIT = ["apple", "apricot", "banana"]
 THIRTY = [f"topic {i:02d}" for i in range(30)]
-
-
-def recorded(name: str) -> AIMessage:
-    """The AIMessage ChatOpenAI makes of a recorded completion."""
-    completion = json.loads((DATA / name).read_text(encoding="utf-8"))
-    choice = completion["choices"][0]
-    metadata = {
-        "logprobs": choice["logprobs"],
-        "model_name": completion["model"],
-        "finish_reason": choice["finish_reason"],
-    }
-    return AIMessage(content=choice["message"]["content"], response_metadata=metadata)
 
 
 def answer_message(content: str, finish: str = "stop") -> AIMessage:
@@ -338,23 +321,6 @@ def test_cut_answer_and_missing_logprobs_are_upstream_errors() -> None:
         classify_output(answer_message('{"answer": "A"}', finish="length"), SENTIMENT, "marker")
     with pytest.raises(UpstreamError, match="no logprobs"):
         classify_output(AIMessage(content='{"answer": "A"}'), SENTIMENT, "marker")
-
-
-class RecordedChat(BaseChatModel):
-    """A chat model that answers with one recorded message and records its calls."""
-
-    message: AIMessage
-    calls: list[dict[str, Any]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "recorded"
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        self.calls.append({"messages": messages, **kw})
-        return ChatResult(generations=[ChatGeneration(message=self.message)])
 
 
 def test_chain_sends_the_schema_in_extra_body_and_streams_one_event() -> None:

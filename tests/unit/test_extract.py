@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatResult
-from pydantic import Field
+from langchain_core.messages import AIMessage
 
 from chains.extract import (
     Extract,
@@ -25,8 +21,7 @@ from chains.extract import (
     strict_compatible,
 )
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError
-
-DATA = Path(__file__).resolve().parent.parent / "data"
+from tests.helpers import RecordedChat, recorded
 
 ITEM = {
     "type": "object",
@@ -59,18 +54,6 @@ PERSON = {
     "required": ["name", "age"],
     "additionalProperties": False,
 }
-
-
-def recorded(name: str) -> AIMessage:
-    """The AIMessage ChatOpenAI makes of a recorded completion."""
-    completion = json.loads((DATA / name).read_text(encoding="utf-8"))
-    choice = completion["choices"][0]
-    metadata = {
-        "logprobs": choice["logprobs"],
-        "model_name": completion["model"],
-        "finish_reason": choice["finish_reason"],
-    }
-    return AIMessage(content=choice["message"]["content"], response_metadata=metadata)
 
 
 def nested_logprobs(*tokens: str) -> float:
@@ -251,23 +234,6 @@ def test_wire_name_of_the_schema_field() -> None:
     assert ExtractInput.model_validate({"text": "t", "schema": PERSON}).json_schema == PERSON
     assert ExtractInput.model_validate({"text": "t", "json_schema": PERSON}).json_schema == PERSON
     assert "schema" in ExtractInput.model_json_schema()["properties"]
-
-
-class RecordedChat(BaseChatModel):
-    """A chat model that answers with one recorded message and records its calls."""
-
-    message: AIMessage
-    calls: list[dict[str, Any]] = Field(default_factory=list)
-
-    @property
-    def _llm_type(self) -> str:
-        return "recorded"
-
-    def _generate(
-        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
-    ) -> ChatResult:
-        self.calls.append({"messages": messages, **kw})
-        return ChatResult(generations=[ChatGeneration(message=self.message)])
 
 
 async def test_chain_sends_the_schema_in_extra_body_and_streams_one_event() -> None:
