@@ -27,7 +27,7 @@ from local_llm.completions import chat_extension
 from local_llm.completions import router as completions_router
 from local_llm.engine import LocalEngine
 from local_llm.engine_api import ChatEngine
-from local_llm.errors import EngineError, LocalLLMError
+from local_llm.errors import EngineError, LocalLLMError, ServerBusyError
 from local_llm.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -104,7 +104,8 @@ async def create_chat_completion(raw_request: Request) -> Response:
         prep = await service.prepare(request)
         if request.stream:
             cancel = threading.Event()
-            return _EventStream(service.stream(prep, cancel), cancel)
+            events = service.submit(prep, cancel)  # 503 here, before any header, when busy
+            return _EventStream(service.stream(prep, events, cancel), cancel)
         response = await service.complete(prep, raw_request.is_disconnected)
     except LocalLLMError:
         raise
@@ -147,7 +148,10 @@ def _error(status: int, detail: ErrorDetail) -> JSONResponse:
 async def _local_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, LocalLLMError)
     detail = ErrorDetail(message=exc.message, type=exc.error_type, param=exc.param, code=exc.code)
-    return _error(exc.status_code, detail)
+    response = _error(exc.status_code, detail)
+    if isinstance(exc, ServerBusyError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -1,28 +1,26 @@
-"""The llama-cpp-python model wrapper: load, generate one request at a time, logprobs, history.
+"""The llama.cpp model: load, tokenize, generate many requests at once (``scheduler.py``), history.
 
 Generation runs llama.cpp's native samplers (temperature, top_p, seed, grammar; see
-``sampling.py``) and, only when logprobs are requested, reads the raw logits of the position each
+``sampling.py``) and, only when logprobs are requested, reads the raw logits of the row each
 token was sampled from straight out of the context (zero-copy) for numpy to turn into logprobs.
 llama-cpp-python's own logprobs path is avoided: it sorts the vocabulary in Python per token
 (~25x slower) and returns no bytes.
 
-Caveats: one model, one generation at a time (a lock; waiting requests can still be cancelled);
-a prompt is evaluated in one go, so cancellation takes effect between generated tokens only.
+The model is loaded with llama.cpp's low-level API (no ``Llama`` object): one context with a KV
+stream per slot, owned by the scheduler thread; tokenizing only reads the vocabulary.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from local_llm.engine_api import Finished, FinishReason, GenerationEvent, SamplingParams, TextDelta
+from local_llm.engine_api import Emit, Finished, GenerationEvent, SamplingParams
 from local_llm.errors import (
     BadRequestError,
     ContextLengthError,
@@ -31,37 +29,29 @@ from local_llm.errors import (
     ModelNotReadyError,
 )
 from local_llm.history import GenerationLog
-from local_llm.logprobs import LogprobBuilder
 from local_llm.model_file import DEFAULT_MODEL_NAME, default_model_path
 from local_llm.prompt import gemma_segments
-from local_llm.protocol import ChatCompletionTokenLogprob, GenerationRecord
-from local_llm.sampling import NativeSampler, decode
+from local_llm.protocol import GenerationRecord
+from local_llm.scheduler import BatchScheduler, Job
 from local_llm.selftest import run_selftest, selftest_command
-from local_llm.textstream import TextAssembler
 
-if TYPE_CHECKING:
-    from llama_cpp import Llama
-
-_LOCK_POLL_S = 0.05
-_CLOSE_TIMEOUT_S = 30.0
-_UINT32 = 0xFFFFFFFF
-
-
-@dataclass
-class _RunState:
-    completion_tokens: int = 0
-    finish: FinishReason = "error"
+DEFAULT_PARALLEL = 8
+"""Slots: a step of 8 sequences costs little more than a step of 1 on this CPU (README)."""
+DEFAULT_MAX_QUEUE = 32
+PREFILL_CHUNK = 32
+"""Prompt tokens per step: about one step's time, so running streams barely stall."""
+_SCORING_BATCH = 512
 
 
 class LocalEngine:
-    """One llama.cpp model serving chat generations in turn.
+    """One llama.cpp model serving chat generations, several at once.
 
     ``load`` is explicit (idempotent, thread-safe) so an app that mounts the local server can
     load the model in its own lifespan. Nothing is loaded at construction.
 
     Args:
         model_path: GGUF file; default: the bundled Gemma 3 270M (``default_model_path()``).
-        n_ctx: context window in tokens (prompt + completion).
+        n_ctx: context window of one request in tokens (prompt + completion).
         n_threads: llama.cpp threads for prompt and generation; default: half the cores.
         model_name: name reported by ``/v1/models``.
         history_size: how many finished generations ``history()`` keeps.
@@ -69,6 +59,10 @@ class LocalEngine:
             (``local_llm.selftest``), so a build that crashes on this CPU is reported instead
             of killing the server at the first request.
         selftest_command: the child's argv (default: ``selftest_command(model, threads)``).
+        parallel: requests decoded together (slots; each holds ``n_ctx`` tokens of KV).
+        max_queue: requests that may wait for a slot; more get 503 with ``Retry-After``.
+        deterministic: decode every request on its own, so its logprobs never depend on what
+            else runs (costs the batching speed-up; see ``scheduler.py``).
     """
 
     def __init__(
@@ -81,19 +75,28 @@ class LocalEngine:
         history_size: int = 100,
         selftest: bool = True,
         selftest_command: Sequence[str] | None = None,
+        parallel: int = DEFAULT_PARALLEL,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        deterministic: bool = False,
     ) -> None:
+        if parallel < 1 or max_queue < 0:
+            msg = f"parallel must be >= 1 and max_queue >= 0, got {parallel} and {max_queue}"
+            raise ValueError(msg)
         self._model_path = model_path
         self._n_ctx = n_ctx
         # Half the cores (llama.cpp's default): with every core busy, llama.cpp's spinning
         # thread barrier collapses (measured 4x slower on 2 busy cores) and starves the server.
         self._n_threads = n_threads or max(1, (os.cpu_count() or 2) // 2)
         self._model_name = model_name
-        self._llm: Llama | None = None
+        self._parallel = parallel
+        self._max_queue = max_queue
+        self._deterministic = deterministic
+        self._model: Any = None  # llama_cpp._internals.LlamaModel
+        self._ctx_params: Any = None
+        self._scheduler: BatchScheduler | None = None
         self._vocab: ctypes.c_void_p | None = None
-        self._builder: LogprobBuilder | None = None
         self._loaded_at = 0
         self._load_lock = threading.Lock()
-        self._gen_lock = threading.Lock()
         self._log = GenerationLog(history_size)
         self._pieces: dict[int, bytes] = {}
         self._good_grammars: set[str] = set()
@@ -110,13 +113,23 @@ class LocalEngine:
 
     @property
     def n_ctx(self) -> int:
-        """Context window in tokens."""
+        """Context window of one request in tokens."""
         return self._n_ctx
+
+    @property
+    def parallel(self) -> int:
+        """Requests decoded together."""
+        return self._parallel
+
+    @property
+    def deterministic(self) -> bool:
+        """True when every request is decoded on its own."""
+        return self._deterministic
 
     @property
     def is_loaded(self) -> bool:
         """True once the model is loaded."""
-        return self._llm is not None
+        return self._scheduler is not None
 
     @property
     def startup_error(self) -> str | None:
@@ -133,13 +146,15 @@ class LocalEngine:
 
         Raises:
             EngineStartupError: the self-test failed (also kept in ``startup_error``).
+            EngineError: llama.cpp could not create the context.
         """
         with self._load_lock:
-            if self._llm is not None:
+            if self._scheduler is not None:
                 return
             if self._startup_error is not None:
                 raise EngineStartupError(self._startup_error)
             import llama_cpp
+            from llama_cpp._internals import LlamaModel
 
             path = self._model_path or default_model_path()
             if self._selftest:
@@ -148,50 +163,67 @@ class LocalEngine:
                 if failure is not None:
                     self._startup_error = failure
                     raise EngineStartupError(failure)
-            llm = llama_cpp.Llama(
-                model_path=path,
-                n_ctx=self._n_ctx,
-                n_threads=self._n_threads,
-                n_threads_batch=self._n_threads,
-                logits_all=False,
-                verbose=False,
+            model = LlamaModel(
+                path_model=path, params=llama_cpp.llama_model_default_params(), verbose=False
             )
-            self._vocab = llama_cpp.llama_model_get_vocab(llm.model)
-            self._builder = LogprobBuilder(llm.n_vocab(), self._piece)
+            params = llama_cpp.llama_context_default_params()
+            params.n_ctx = self._n_ctx * self._parallel
+            params.n_batch = params.n_ubatch = self._parallel + PREFILL_CHUNK
+            params.n_seq_max = self._parallel
+            params.kv_unified = False  # a KV stream per slot: no sequence sees another's cells
+            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            params.n_threads = params.n_threads_batch = self._n_threads
+            params.no_perf = True
+            ctx = llama_cpp.llama_init_from_model(model.model, params)
+            if not ctx:
+                model.close()  # type: ignore[no-untyped-call]
+                msg = "llama.cpp could not create the generation context."
+                raise EngineError(msg)
+            self._vocab = llama_cpp.llama_model_get_vocab(model.model)
+            self._ctx_params = params
+            self._model = model
+            self._scheduler = BatchScheduler(
+                ctx,
+                n_vocab=model.n_vocab(),
+                vocab=self._vocab,
+                piece=self._piece,
+                slots=self._parallel,
+                n_ctx=self._n_ctx,
+                max_queue=self._max_queue,
+                prefill_chunk=PREFILL_CHUNK,
+                deterministic=self._deterministic,
+                log=self._log,
+            )
             self._loaded_at = int(time.time())
-            self._llm = llm
 
     def close(self) -> None:
-        """Free the model once the running generation (if any) has finished."""
+        """Stop the scheduler (running requests end) and free the model."""
         with self._load_lock:
-            llm, self._llm = self._llm, None
-            if llm is None:
+            scheduler, self._scheduler = self._scheduler, None
+            if scheduler is None:
                 return
-            got = self._gen_lock.acquire(timeout=_CLOSE_TIMEOUT_S)
-            try:
-                llm.close()
-            finally:
-                if got:
-                    self._gen_lock.release()
+            scheduler.close()
+            self._model.close()
+            self._model = None
 
-    def _require(self) -> Llama:
-        llm = self._llm
-        if llm is None:
+    def _require(self) -> BatchScheduler:
+        scheduler = self._scheduler
+        if scheduler is None:
             if self._startup_error is not None:
                 raise EngineStartupError(self._startup_error)
             msg = "The local model is not loaded."
             raise ModelNotReadyError(msg)
-        return llm
+        return scheduler
 
-    # --- request preparation (thread-safe, no lock: only the vocabulary is read) ----------------
+    # --- request preparation (thread-safe: only the vocabulary is read) ------------------------
 
     def tokenize_chat(self, messages: Sequence[tuple[str, str]]) -> list[int]:
         """Format messages as Gemma turns and tokenize; message text cannot hold special tokens."""
-        llm = self._require()
+        self._require()
         tokens: list[int] = []
         for segment in gemma_segments(messages):
             data = segment.text.encode("utf-8")
-            tokens += llm.tokenize(data, add_bos=False, special=segment.special)
+            tokens += self._model.tokenize(data, add_bos=False, special=segment.special)
         return tokens
 
     def check_grammar(self, grammar: str) -> None:
@@ -227,6 +259,28 @@ class LocalEngine:
 
     # --- generation ---------------------------------------------------------------------------
 
+    def submit(
+        self,
+        request_id: str,
+        prompt_tokens: list[int],
+        params: SamplingParams,
+        cancel: threading.Event,
+        emit: Emit,
+    ) -> None:
+        """Queue a generation; ``emit`` gets a ``TextDelta`` per token, then one ``Finished``
+        (or an exception), on the scheduler thread. Returns at once.
+
+        Raises:
+            ContextLengthError: the prompt is empty or does not fit.
+            ServerBusyError: every slot is busy and the wait queue is full.
+            ModelNotReadyError: the model is not loaded.
+        """
+        scheduler = self._require()
+        if not 0 < len(prompt_tokens) < self._n_ctx:
+            msg = f"The prompt has {len(prompt_tokens)} tokens; the context holds {self._n_ctx}."
+            raise ContextLengthError(msg)
+        scheduler.submit(Job(request_id, list(prompt_tokens), params, cancel, emit))
+
     def generate(
         self,
         request_id: str,
@@ -234,110 +288,35 @@ class LocalEngine:
         params: SamplingParams,
         cancel: threading.Event,
     ) -> Iterator[GenerationEvent]:
-        """Blocking generator: a ``TextDelta`` per token, then one ``Finished``.
+        """Blocking generator over ``submit``: a ``TextDelta`` per token, then one ``Finished``.
 
-        Waits for its turn on the model; stops within one token once ``cancel`` is set.
+        Closing the generator early cancels the generation.
 
         Raises:
-            ModelNotReadyError: the model is not loaded.
+            ServerBusyError: the wait queue is full.
             EngineError: llama.cpp failed.
         """
-        llm = self._require()
-        if not 0 < len(prompt_tokens) < self._n_ctx:
-            msg = f"The prompt has {len(prompt_tokens)} tokens; the context holds {self._n_ctx}."
-            raise ContextLengthError(msg)
-        state = _RunState()
-        self._log.started()
-        while not self._gen_lock.acquire(timeout=_LOCK_POLL_S):
-            if cancel.is_set():
-                state.finish = "cancelled"
-                self._record(request_id, len(prompt_tokens), state)
-                yield Finished("cancelled", len(prompt_tokens), 0)
-                return
+        events: queue.SimpleQueue[GenerationEvent | BaseException] = queue.SimpleQueue()
+        self.submit(request_id, prompt_tokens, params, cancel, events.put)
         try:
-            if self._llm is not llm:  # closed while this request waited for its turn
-                msg = "The local model was unloaded."
-                raise ModelNotReadyError(msg)
-            yield from self._run(llm, prompt_tokens, params, cancel, state)
-        except GeneratorExit:
-            state.finish = "cancelled"
-            raise
-        except ModelNotReadyError:
-            raise
-        except Exception as exc:
-            state.finish = "error"
-            msg = "Local inference failed."
-            raise EngineError(msg) from exc
-        finally:
-            self._gen_lock.release()
-            self._record(request_id, len(prompt_tokens), state)
-        yield Finished(state.finish, len(prompt_tokens), state.completion_tokens)
-
-    def _run(
-        self,
-        llm: Llama,
-        prompt_tokens: list[int],
-        params: SamplingParams,
-        cancel: threading.Event,
-        state: _RunState,
-    ) -> Iterator[TextDelta]:
-        import llama_cpp
-
-        seed = llama_cpp.LLAMA_DEFAULT_SEED if params.seed is None else params.seed % _UINT32
-        n_vocab, vocab, ctx = llm.n_vocab(), self._vocab, llm.ctx
-        sampler = NativeSampler(
-            vocab,
-            n_vocab,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            seed=seed,
-            grammar=params.grammar,
-        )
-        assembler: TextAssembler[ChatCompletionTokenLogprob] = TextAssembler(params.stop)
-        builder = self._builder if params.top_logprobs is not None else None
-        top_k = params.top_logprobs or 0
-        max_tokens = min(params.max_tokens, self._n_ctx - len(prompt_tokens))
-        tokens = decode(llm, prompt_tokens, sampler)
-        state.finish = "length"
-        try:
-            for token in tokens:
-                if cancel.is_set():
-                    state.finish = "cancelled"
-                    return
-                if not params.ignore_eos and llama_cpp.llama_vocab_is_eog(vocab, token):
-                    state.finish = "stop"
-                    break
-                state.completion_tokens += 1
-                entry = None
-                if builder is not None:
-                    # The last output row is the distribution this token was sampled from.
-                    pointer = llama_cpp.llama_get_logits_ith(ctx, -1)
-                    logits = np.ctypeslib.as_array(pointer, shape=(n_vocab,))
-                    entry = builder.build(logits, token, top_k)
-                text, entries = assembler.push(self._piece(token), entry)
-                if text or entries:
-                    yield TextDelta(text, entries)
-                if assembler.stopped:
-                    state.finish = "stop"
-                    return
-                if state.completion_tokens >= max_tokens:
-                    break
-                if cancel.is_set():
-                    state.finish = "cancelled"
+            while True:
+                event = events.get()
+                if isinstance(event, BaseException):
+                    if isinstance(event, EngineError | ModelNotReadyError):
+                        raise event
+                    msg = "Local inference failed."
+                    raise EngineError(msg) from event
+                yield event
+                if isinstance(event, Finished):
                     return
         finally:
-            tokens.close()
-            sampler.close()
-        text, entries = assembler.finish()
-        if assembler.stopped:
-            state.finish = "stop"
-        if text or entries:
-            yield TextDelta(text, entries)
+            cancel.set()
+
+    def load_info(self) -> tuple[int, int]:
+        """Requests running and waiting now."""
+        return self._require().load()
 
     # --- bookkeeping --------------------------------------------------------------------------
-
-    def _record(self, request_id: str, prompt_tokens: int, state: _RunState) -> None:
-        self._log.finished(request_id, prompt_tokens, state.completion_tokens, state.finish)
 
     def history(self) -> list[GenerationRecord]:
         """The last finished generations (up to ``history_size``), newest last."""
@@ -350,14 +329,18 @@ class LocalEngine:
     # --- scoring ------------------------------------------------------------------------------
 
     def scoring_source(self) -> tuple[Any, Any]:
-        """The loaded model's ``llama_model`` pointer and a copy of the generation context's
-        ``llama_context_params``, for a scoring context of one's own (``local_llm.scoring``).
+        """The loaded model's ``llama_model`` pointer and ``llama_context_params`` like the
+        generation context's (one request's window, same kernels), for a scoring context of
+        one's own (``local_llm.scoring``).
 
         Raises:
             ModelNotReadyError: the model is not loaded.
         """
         import llama_cpp
 
-        llm = self._require()
-        params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
-        return llm.model, params
+        self._require()
+        params = llama_cpp.llama_context_params.from_buffer_copy(self._ctx_params)
+        params.n_ctx = self._n_ctx
+        params.n_seq_max = 1
+        params.n_batch = params.n_ubatch = _SCORING_BATCH
+        return self._model.model, params

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -44,10 +44,12 @@ class Finished:
 
 
 GenerationEvent = TextDelta | Finished
+Emit = Callable[[GenerationEvent | BaseException], None]
+"""Receives a generation's events (or the exception that ended it); called from any thread."""
 
 
 class ChatEngine(Protocol):
-    """A loaded chat model that generates one request at a time."""
+    """A loaded chat model that generates several requests at once."""
 
     @property
     def model_name(self) -> str:
@@ -90,6 +92,21 @@ class ChatEngine(Protocol):
         """Raise ``BadRequestError`` if llama.cpp cannot parse the GBNF grammar."""
         ...
 
+    def submit(
+        self,
+        request_id: str,
+        prompt_tokens: list[int],
+        params: SamplingParams,
+        cancel: threading.Event,
+        emit: Emit,
+    ) -> None:
+        """Queue a generation and return at once; ``emit`` gets its events, ending with one
+        ``Finished`` or an exception. Stops within one step once ``cancel`` is set.
+
+        Raises ``ServerBusyError`` at once when the wait queue is full.
+        """
+        ...
+
     def generate(
         self,
         request_id: str,
@@ -99,7 +116,7 @@ class ChatEngine(Protocol):
     ) -> Iterator[GenerationEvent]:
         """Blocking generator: ``TextDelta`` per token, then one ``Finished``.
 
-        Waits for its turn on the model; stops within one token once ``cancel`` is set.
+        ``submit`` as a blocking generator; stops within one step once ``cancel`` is set.
         """
         ...
 

@@ -7,6 +7,7 @@ Tree::
     │   └── ContextLengthError     400 invalid_request_error, code context_length_exceeded
     ├── ModelNotReadyError         503 server_error
     │   └── EngineStartupError     503 server_error (the startup self-test failed)
+    ├── ServerBusyError            503 server_error, code server_busy, Retry-After header
     └── EngineError                500 server_error
 
 Messages are safe to send to clients: they never carry a stack trace or a path.
@@ -58,3 +59,13 @@ class EngineError(LocalLLMError):
 
 class EngineStartupError(ModelNotReadyError):
     """llama.cpp failed its startup self-test: this build cannot serve on this machine."""
+
+
+class ServerBusyError(LocalLLMError):
+    """Every slot is busy and the wait queue is full: retry after ``retry_after`` seconds."""
+
+    status_code = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1):
+        super().__init__(message, code="server_busy")
+        self.retry_after = retry_after

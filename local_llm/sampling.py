@@ -1,6 +1,6 @@
 """Token generation on llama.cpp's native samplers, with a fast path for grammars.
 
-``decode`` replaces ``Llama.generate`` for two reasons, measured on Gemma 3 270M:
+``NativeSampler`` replaces ``Llama.generate``'s sampling for two reasons, measured on Gemma 3 270M:
 
 * Grammar: applying a grammar to all 262k candidates costs ~70 ms a token (3x the model).
   Like llama.cpp's own ``common_sampler``, a token is first sampled without the grammar and
@@ -9,22 +9,15 @@
   the same distribution (p(t) / Z_valid).
 * OpenAI order: temperature scales the logits before top_p (llama-cpp-python applies top_p
   first), then the seeded ``dist`` sampler draws.
-
-The prompt's longest cached prefix is kept in the KV cache (like ``Llama.generate``), because
-prompt evaluation on a CPU costs about one decode step per token.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
-from collections.abc import Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from llama_cpp import Llama
 
 _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
@@ -77,14 +70,14 @@ class NativeSampler:
         )
         self._all: np.ndarray[Any, np.dtype[Any]] | None = None
 
-    def sample(self, ctx: Any) -> int:
-        """Sample the next token from the last logits of ``ctx``."""
+    def sample(self, ctx: Any, index: int = -1) -> int:
+        """Sample the next token from output row ``index`` of ``ctx`` (default: the last)."""
         lib = self._lib
-        token = int(lib.llama_sampler_sample(self._chain, ctx, -1))
+        token = int(lib.llama_sampler_sample(self._chain, ctx, index))
         if self._grammar is None:
             return token
         if not self._allowed(token):
-            token = self._sample_constrained(ctx)
+            token = self._sample_constrained(ctx, index)
         lib.llama_sampler_accept(self._grammar, token)
         return token
 
@@ -95,13 +88,13 @@ class NativeSampler:
         self._lib.llama_sampler_apply(self._grammar, ctypes.byref(self._one_array))
         return math.isfinite(one.logit)
 
-    def _sample_constrained(self, ctx: Any) -> int:
+    def _sample_constrained(self, ctx: Any, index: int) -> int:
         lib = self._lib
         if self._all is None:
             self._all = np.zeros(self._n_vocab, dtype=_TOKEN_DATA)
             self._all["id"] = np.arange(self._n_vocab, dtype=np.intc)
         data = self._all
-        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, -1), shape=(self._n_vocab,))
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
         data["id"] = np.arange(self._n_vocab, dtype=np.intc)  # samplers sort in place
         data["logit"] = logits
         data["p"] = 0.0
@@ -123,27 +116,3 @@ class NativeSampler:
         if self._grammar:
             self._lib.llama_sampler_free(self._grammar)
             self._grammar = None
-
-
-def decode(llm: Llama, prompt: Sequence[int], sampler: NativeSampler) -> Generator[int, None, None]:
-    """Evaluate ``prompt`` and yield sampled tokens forever.
-
-    When a token is yielded, the context's last logits are still those it was sampled from;
-    the token is evaluated only when the generator is resumed. The caller bounds the length
-    (prompt + tokens must stay within ``n_ctx``) and closes the generator.
-    """
-    _prefill(llm, prompt)
-    while True:
-        token = sampler.sample(llm.ctx)
-        yield token
-        llm.eval([token])
-
-
-def _prefill(llm: Llama, prompt: Sequence[int]) -> None:
-    # Always evaluate the whole prompt afresh. Reusing a cached prefix re-evaluates only
-    # the tail, in a smaller batch, and llama.cpp's quantized kernels then give logits
-    # that differ by up to ~0.03 nats (measured): the same request would not return the
-    # same logprobs twice, and greedy text could change. Prompt evaluation is batched and
-    # cheap next to generation, so determinism wins.
-    llm.reset()  # type: ignore[no-untyped-call]
-    llm.eval(list(prompt))

@@ -1,9 +1,10 @@
-"""Validated request -> OpenAI response or SSE chunks, driving an engine in a worker thread.
+"""Validated request -> OpenAI response or SSE chunks, from an engine's scheduler.
 
-Inference never runs on the event loop: each generation gets a thread that iterates the
-engine's blocking generator and hands events to the loop (``call_soon_threadsafe``). Every
-generation has a cancel flag; it is set when the consumer goes away (stream closed or
-cancelled, non-streaming client disconnected), and the engine stops within one token.
+Inference never runs on the event loop: ``submit`` queues the generation with the engine's
+scheduler thread (or fails at once with 503 when its queue is full, before any header is
+sent), which hands events to the loop (``call_soon_threadsafe``); no thread per request.
+Every generation has a cancel flag; it is set when the consumer goes away (stream closed or
+cancelled, non-streaming client disconnected), and the engine stops within one step.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from local_llm.protocol import (
 logger = logging.getLogger(__name__)
 
 SYSTEM_FINGERPRINT = "fp_local_llama_cpp"
+Events = asyncio.Queue[GenerationEvent | BaseException]
 _DISCONNECT_POLL_S = 0.1
 
 
@@ -108,17 +110,36 @@ class ChatService:
             include_usage=bool(options and options.include_usage),
         )
 
+    def submit(self, prep: PreparedRequest, cancel: threading.Event) -> Events:
+        """Queue the generation now (on the event loop); its events arrive on the returned queue.
+
+        Raises:
+            ServerBusyError: every slot is busy and the wait queue is full (503, Retry-After).
+        """
+        loop = asyncio.get_running_loop()
+        events: Events = asyncio.Queue()
+
+        def emit(item: GenerationEvent | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(events.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                cancel.set()
+
+        self.engine.submit(prep.request_id, prep.prompt_tokens, prep.params, cancel, emit)
+        return events
+
     async def complete(
         self, prep: PreparedRequest, is_disconnected: Callable[[], Awaitable[bool]]
     ) -> ChatCompletionResponse:
         """Generate the whole reply; cancel the generation if the client disconnects."""
         cancel = threading.Event()
+        queue = self.submit(prep, cancel)
         watcher = asyncio.create_task(_watch_disconnect(is_disconnected, cancel))
         texts: list[str] = []
         entries: list[ChatCompletionTokenLogprob] = []
         finished = Finished("error", len(prep.prompt_tokens), 0)
         try:
-            async with contextlib.aclosing(self._events(prep, cancel)) as events:
+            async with contextlib.aclosing(_events(queue, cancel)) as events:
                 async for event in events:
                     if isinstance(event, TextDelta):
                         texts.append(event.text)
@@ -144,14 +165,14 @@ class ChatService:
         )
 
     async def stream(
-        self, prep: PreparedRequest, cancel: threading.Event
+        self, prep: PreparedRequest, queue: Events, cancel: threading.Event
     ) -> AsyncGenerator[str, None]:
         """Server-sent events: role chunk, a chunk per token, finish chunk, usage, [DONE]."""
         want_logprobs = prep.params.top_logprobs is not None
         yield self._sse(prep, ChunkChoice(delta=DeltaMessage(role="assistant", content="")))
         finished: Finished | None = None
         try:
-            async with contextlib.aclosing(self._events(prep, cancel)) as events:
+            async with contextlib.aclosing(_events(queue, cancel)) as events:
                 async for event in events:
                     if isinstance(event, Finished):
                         finished = event
@@ -186,38 +207,19 @@ class ChatService:
         )
         return f"data: {chunk.model_dump_json()}\n\n"
 
-    async def _events(
-        self, prep: PreparedRequest, cancel: threading.Event
-    ) -> AsyncGenerator[GenerationEvent, None]:
-        """Run the engine's generator in a thread and yield its events on the event loop."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[GenerationEvent | BaseException | None] = asyncio.Queue()
 
-        def put(item: GenerationEvent | BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is gone: nobody is listening any more
-                cancel.set()
-
-        def work() -> None:
-            try:
-                for event in self.engine.generate(
-                    prep.request_id, prep.prompt_tokens, prep.params, cancel
-                ):
-                    put(event)
-            except BaseException as exc:  # handed to the loop, re-raised there
-                put(exc)
-            finally:
-                put(None)
-
-        threading.Thread(target=work, name=f"local-llm-{prep.request_id}", daemon=True).start()
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            cancel.set()
+async def _events(queue: Events, cancel: threading.Event) -> AsyncGenerator[GenerationEvent, None]:
+    """Yield a submitted generation's events until ``Finished``; cancel it if left early."""
+    try:
+        while True:
+            item = await queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if isinstance(item, Finished):
+                return
+    finally:
+        cancel.set()
 
 
 async def _watch_disconnect(

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from local_llm import create_local_app
-from local_llm.engine_api import Finished, GenerationEvent, SamplingParams, TextDelta
+from local_llm.engine_api import Emit, Finished, GenerationEvent, SamplingParams, TextDelta
 from local_llm.protocol import ChatCompletionTokenLogprob, GenerationRecord
 
 CHAT = "/v1/chat/completions"
@@ -49,6 +49,20 @@ class FakeEngine:
 
     def check_grammar(self, grammar: str) -> None:
         pass
+
+    def submit(
+        self,
+        request_id: str,
+        prompt_tokens: list[int],
+        params: SamplingParams,
+        cancel: Any,
+        emit: Emit,
+    ) -> None:
+        try:
+            for event in self.generate(request_id, prompt_tokens, params, cancel):
+                emit(event)
+        except Exception as exc:  # like the scheduler: the error is an event
+            emit(exc)
 
     def generate(
         self, request_id: str, prompt_tokens: list[int], params: SamplingParams, cancel: Any
