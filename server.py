@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
 
-from chains import chat, classify, extract, generate
+from chains import chat, classify, extract, generate, score
 from langserve_logprobs.backend import EmbeddedModel
 from langserve_logprobs.middleware import install_error_handling
 from langserve_logprobs.routes import wrap_route
@@ -32,6 +32,7 @@ ROUTES: list[tuple[str, ModuleType, str]] = [
     ("/generate", generate, "default"),
     ("/classify", classify, "default"),
     ("/extract", extract, "default"),
+    ("/score", score, "default"),
 ]
 
 

@@ -93,3 +93,40 @@ def label_scores(
     sums = [math.fsum(values[shared:]) for values in logprobs]
     probabilities, log_mass = normalise(sums)
     return LabelScores(probabilities, min(1.0, math.exp(log_mass)), sums)
+
+
+def token_bytes_of(token: str) -> bytes:
+    """The bytes of a token string; ``bytes:\\xNN..`` (OpenAI's and our escape) is decoded."""
+    if token.startswith("bytes:") and len(token) > len("bytes:"):
+        rest = token[len("bytes:") :]
+        try:
+            return bytes(int(rest[i + 2 : i + 4], 16) for i in range(0, len(rest), 4))
+        except ValueError:
+            pass
+    return token.encode("utf-8")
+
+
+def continuation_tokens(pieces: Sequence[bytes], prompt: bytes, start: int) -> range | None:
+    """Indices of the tokens that write ``prompt[start:]``, found in the echoed pieces.
+
+    ``pieces`` are the echoed tokens' bytes: the prompt, possibly after a rendered BOS
+    (``<bos>``) and before generated tokens. A token that straddles ``start`` counts for
+    the continuation (its probability is then conditioned on a little less context).
+    Returns None when the pieces do not spell the prompt (the backend did not echo it).
+    """
+    joined = b"".join(pieces)
+    at = joined.find(prompt)
+    if at < 0 or not pieces:
+        return None
+    begin, end = at + start, at + len(prompt)
+    first = last = None
+    offset = 0
+    for i, piece in enumerate(pieces):
+        lo, hi = offset, offset + len(piece)
+        offset = hi
+        if hi > begin and lo < end:
+            first = i if first is None else first
+            last = i
+    if first is None or last is None:
+        return range(0)
+    return range(first, last + 1)

@@ -1,9 +1,10 @@
 """``POST /v1/completions`` (echo scoring) and vLLM's ``prompt_logprobs`` on chat, over ``Scorer``.
 
-Only scoring is served on completions: ``max_tokens`` must be 0 (or left out) and ``echo`` or
-``prompt_logprobs`` set; generation is the chat endpoint's job (a clear 400 otherwise). Several
-prompts that share a token prefix evaluate it once (``Scorer.score``). Scoring runs in a worker
-thread on the scorer's own context, created on first use from the engine's model.
+Only scoring is served on completions: ``echo`` or ``prompt_logprobs`` set, ``max_tokens`` 0, 1
+(what vLLM clients send; nothing is generated) or left out; generation is the chat endpoint's
+job (a clear 400 otherwise). Several prompts that share a token prefix evaluate it once
+(``Scorer.score``). Scoring runs in a worker thread on the scorer's own context, created on
+first use from the engine's model.
 """
 
 from __future__ import annotations
@@ -177,13 +178,16 @@ def _check(request: CompletionRequest) -> int:
     if request.n not in (None, 1):
         msg = f"Invalid 'n': only n=1 is supported, got {request.n}."
         raise BadRequestError(msg, param="n")
-    if request.max_tokens:
+    scoring = request.echo or request.prompt_logprobs is not None
+    # 1 is accepted with scoring because vLLM refuses max_tokens 0 and its clients send 1;
+    # nothing is generated (finish_reason length).
+    if request.max_tokens and not (scoring and request.max_tokens == 1):
         msg = (
             "Invalid 'max_tokens': /v1/completions here scores prompts only (echo with "
-            "max_tokens 0); generate with /v1/chat/completions."
+            "max_tokens 0 or 1, nothing generated); generate with /v1/chat/completions."
         )
         raise BadRequestError(msg, param="max_tokens")
-    if not request.echo and request.prompt_logprobs is None:
+    if not scoring:
         msg = "Invalid 'echo': set echo (with logprobs) or prompt_logprobs to score a prompt."
         raise BadRequestError(msg, param="echo")
     if not request.prompt:

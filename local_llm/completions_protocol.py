@@ -28,7 +28,7 @@ class CompletionRequest(BaseModel):
         "prefix evaluate it once."
     )
     max_tokens: int | None = Field(
-        default=None, ge=0, description="Only 0 is served: scoring, not generation (echo)."
+        default=None, ge=0, description="0 or 1 with echo: scoring only, nothing is generated."
     )
     echo: bool = Field(default=False, description="Return the prompt's tokens with logprobs.")
     logprobs: int | None = Field(

@@ -1,0 +1,262 @@
+"""Score given text on the upstream: the logprob of every token of a continuation.
+
+Two requests, both plain OpenAI-compatible calls, so the same code serves the embedded model
+and vLLM:
+
+* a prompt string as context: ``POST /v1/completions`` with ``echo``, ``logprobs`` and all the
+  prompts (``context + continuation``) in one request. The server finds their common token
+  prefix and evaluates it once; ``score_only_continuation`` (our extension, ignored elsewhere)
+  skips reporting it. ``max_tokens`` is 1 because vLLM refuses 0; generated tokens past the
+  prompt are ignored (the embedded server generates none).
+* chat messages as context: ``POST /v1/chat/completions`` with the continuation as the last
+  assistant message and vLLM's ``prompt_logprobs``, one request per continuation.
+
+A backend that answers neither (OpenAI refuses ``echo`` with ``logprobs``; llama.cpp and Ollama
+echo no prompt logprobs) gets ``CannotScoreError``: a 400 saying it cannot score given text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from chains.logprobs import TokenLogprob
+from chains.model import LOCAL_API_KEY
+from chains.score_math import continuation_tokens, token_bytes_of
+from langserve_logprobs.errors import InvalidRequestError
+from langserve_logprobs.settings import Settings
+
+Message = tuple[str, str]
+"""(role, content) of one chat message."""
+
+
+class CannotScoreError(InvalidRequestError):
+    """The configured backend does not return the logprobs of given text."""
+
+
+def cannot_score(detail: str) -> CannotScoreError:
+    msg = (
+        "this backend cannot score given text: it returns no logprobs for a given prompt "
+        f"(echo/prompt_logprobs); use the embedded model or vLLM ({detail})"
+    )
+    return CannotScoreError(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """The tokens of each continuation, with their logprobs, and the model's name."""
+
+    continuations: list[list[TokenLogprob]]
+    model: str | None
+
+
+def _check_status(exc: openai.APIStatusError) -> None:
+    """Map 'this endpoint or parameter is unknown here' to CannotScoreError."""
+    message = str(exc.message)
+    if exc.status_code == 404 or (
+        exc.status_code in (400, 422, 501)
+        and "context" not in message.lower()
+        and getattr(exc, "code", None) != "context_length_exceeded"
+    ):
+        raise cannot_score(f"status {exc.status_code}") from None
+
+
+def _legacy_tokens(choice: Any, prompt: str, start: int) -> list[TokenLogprob]:
+    """The continuation's tokens from a completions choice (OpenAI's legacy logprobs)."""
+    lp = getattr(choice, "logprobs", None)
+    tokens = list(getattr(lp, "tokens", None) or [])
+    values = list(getattr(lp, "token_logprobs", None) or [])
+    tops = list(getattr(lp, "top_logprobs", None) or [])
+    extra = (getattr(lp, "model_extra", None) or {}).get("token_bytes")
+    if not tokens or len(values) != len(tokens):
+        raise cannot_score("no prompt logprobs in the answer")
+    pieces = [bytes(b) for b in extra] if extra else [token_bytes_of(t) for t in tokens]
+    span = continuation_tokens(pieces, prompt.encode("utf-8"), start)
+    if span is None:
+        raise cannot_score("the echoed tokens do not spell the prompt")
+    out = []
+    for i in span:
+        top = tops[i] if i < len(tops) and tops[i] else {}
+        alternatives = [
+            {"token": t, "bytes": list(token_bytes_of(t)), "logprob": v} for t, v in top.items()
+        ]
+        token = {"token": tokens[i], "bytes": list(pieces[i]), "logprob": values[i]}
+        out.append(TokenLogprob.model_validate({**token, "top_logprobs": alternatives}))
+    return out
+
+
+def _chat_tokens(response: Any, continuation: str, top_k: int) -> list[TokenLogprob]:
+    """The continuation's tokens from vLLM's ``prompt_logprobs`` of a chat request."""
+    extra = response.model_extra or {}
+    entries, ids = extra.get("prompt_logprobs"), extra.get("prompt_token_ids")
+    if not entries or not ids or len(entries) != len(ids):
+        raise cannot_score("no prompt_logprobs in the answer")
+    # The reported tail: the final turn (earlier turns may be left out, as null).
+    first = len(entries)
+    while first > 0 and entries[first - 1] is not None:
+        first -= 1
+    rows = [(int(ids[i]), entries[i]) for i in range(first, len(entries))]
+    given = [row.get(str(t)) or row.get(t) or {} for t, row in rows]
+    pieces = [token_bytes_of(str(g.get("decoded_token") or "")) for g in given]
+    joined = b"".join(pieces)
+    target = continuation.encode("utf-8")
+    at = joined.rfind(target)
+    if at < 0:
+        raise cannot_score("the scored tokens do not spell the continuation")
+    span = continuation_tokens(pieces, joined[: at + len(target)], at)
+    assert span is not None
+    out = []
+    for i in span:
+        (_, row), scored = rows[i], given[i]
+        alternatives = sorted(
+            (v for k, v in row.items() if isinstance(v, dict)),
+            key=lambda v: v.get("rank") or 0,
+        )[:top_k]
+        token = {"token": scored.get("decoded_token") or "", "logprob": scored.get("logprob")}
+        top = [
+            {"token": a.get("decoded_token") or "", "logprob": a.get("logprob")}
+            for a in alternatives
+        ]
+        data = {**token, "bytes": list(pieces[i]), "top_logprobs": top}
+        out.append(TokenLogprob.model_validate(data))
+    return out
+
+
+@dataclass
+class TextScorer:
+    """Scores continuations of a context on the configured upstream (clients made on use)."""
+
+    settings: Settings
+    _async: openai.AsyncOpenAI | None = field(default=None, repr=False)
+    _sync: openai.OpenAI | None = field(default=None, repr=False)
+
+    def _kwargs(self) -> dict[str, Any]:
+        key = self.settings.openai_api_key
+        return {
+            "base_url": self.settings.upstream_base_url,
+            "api_key": key.get_secret_value() if key else LOCAL_API_KEY,
+            "timeout": self.settings.request_timeout,
+            "max_retries": self.settings.max_retries,
+        }
+
+    def async_client(self) -> openai.AsyncOpenAI:
+        if self._async is None:
+            self._async = openai.AsyncOpenAI(**self._kwargs())
+        return self._async
+
+    def sync_client(self) -> openai.OpenAI:
+        if self._sync is None:
+            self._sync = openai.OpenAI(**self._kwargs())
+        return self._sync
+
+    @staticmethod
+    def _prompts(context: str, continuations: Sequence[str]) -> tuple[list[str], bool]:
+        """The prompts to send, and whether only their shared prefix may go unreported.
+
+        With a context, the context alone is sent first: then the common token prefix never
+        reaches into a continuation, so every continuation token is reported.
+        """
+        if context:
+            return [context, *(context + c for c in continuations)], True
+        return list(continuations), False
+
+    def _completion_args(
+        self, context: str, continuations: Sequence[str], top_k: int, model: str
+    ) -> tuple[list[str], dict[str, Any]]:
+        prompts, only = self._prompts(context, continuations)
+        args = {
+            "model": model,
+            "prompt": prompts,
+            "echo": True,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": top_k,
+            "extra_body": {"score_only_continuation": only},
+        }
+        return prompts, args
+
+    def _read(
+        self, response: Any, context: str, continuations: Sequence[str], prompts: list[str]
+    ) -> Scored:
+        choices = sorted(response.choices or [], key=lambda c: c.index)
+        if len(choices) != len(prompts):
+            raise cannot_score("one answer per prompt was expected")
+        skip = len(prompts) - len(continuations)
+        start = len(context.encode("utf-8"))
+        tokens = [
+            _legacy_tokens(choice, prompt, start)
+            for choice, prompt in zip(choices[skip:], prompts[skip:], strict=True)
+        ]
+        return Scored(tokens, getattr(response, "model", None))
+
+    async def ascore(
+        self, context: str, continuations: Sequence[str], top_k: int, model: str
+    ) -> Scored:
+        """Score each continuation after a prompt string (one completions request)."""
+        prompts, args = self._completion_args(context, continuations, top_k, model)
+        try:
+            response = await self.async_client().completions.create(**args)
+        except openai.APIStatusError as exc:
+            _check_status(exc)
+            raise
+        return self._read(response, context, continuations, prompts)
+
+    def score(self, context: str, continuations: Sequence[str], top_k: int, model: str) -> Scored:
+        """Blocking ``ascore``."""
+        prompts, args = self._completion_args(context, continuations, top_k, model)
+        try:
+            response = self.sync_client().completions.create(**args)
+        except openai.APIStatusError as exc:
+            _check_status(exc)
+            raise
+        return self._read(response, context, continuations, prompts)
+
+    def _chat_args(
+        self, messages: Sequence[Message], continuation: str, top_k: int, model: str
+    ) -> dict[str, Any]:
+        turns = [{"role": r, "content": c} for r, c in messages]
+        return {
+            "model": model,
+            "messages": [*turns, {"role": "assistant", "content": continuation}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "extra_body": {"prompt_logprobs": top_k, "score_only_continuation": True},
+        }
+
+    async def ascore_chat(
+        self, messages: Sequence[Message], continuations: Sequence[str], top_k: int, model: str
+    ) -> Scored:
+        """Score each continuation as the assistant's reply to ``messages``."""
+        client = self.async_client()
+
+        async def one(continuation: str) -> Any:
+            try:
+                args = self._chat_args(messages, continuation, top_k, model)
+                return await client.chat.completions.create(**args)
+            except openai.APIStatusError as exc:
+                _check_status(exc)
+                raise
+
+        responses = await asyncio.gather(*(one(c) for c in continuations))
+        tokens = [_chat_tokens(r, c, top_k) for r, c in zip(responses, continuations, strict=True)]
+        return Scored(tokens, responses[0].model if responses else None)
+
+    def score_chat(
+        self, messages: Sequence[Message], continuations: Sequence[str], top_k: int, model: str
+    ) -> Scored:
+        """Blocking ``ascore_chat``."""
+        client = self.sync_client()
+        responses = []
+        for continuation in continuations:
+            try:
+                args = self._chat_args(messages, continuation, top_k, model)
+                responses.append(client.chat.completions.create(**args))
+            except openai.APIStatusError as exc:
+                _check_status(exc)
+                raise
+        tokens = [_chat_tokens(r, c, top_k) for r, c in zip(responses, continuations, strict=True)]
+        return Scored(tokens, responses[0].model if responses else None)
