@@ -1,10 +1,14 @@
 """``/generate``: a completion with every token's logprob, alternatives and summary stats.
 
 Invoke returns ``GenerateOutput``. Streaming yields events as tokens are generated:
-each carries the new ``text`` and the new ``tokens``; the last one carries ``stats``,
-``model``, ``finish_reason`` and ``low_confidence_spans``. Merging events in order
-(``text`` concatenated, ``tokens`` appended, every other key its last non-null value;
-``chains.logprobs.merge_stream_events``) gives exactly the invoke output.
+each carries the new ``completion`` text and the new ``tokens``; the last one carries
+``stats``, ``model``, ``finish_reason`` and ``low_confidence_spans``. Merging events in
+order (``completion`` concatenated, ``tokens`` appended, every other key its last non-null
+value; ``chains.logprobs.merge_stream_events``) gives exactly the invoke output.
+
+No output object has a ``text``, ``messages`` or ``page_content`` key: LangChain.js's
+``RemoteRunnable`` revives objects with those keys (at any depth) into prompt values or
+documents and drops every other field.
 
 Caveat: logprobs are the upstream's; sentinels (-9999, -3.4e38) become ``null`` and are
 left out of the sums (``stats.num_unknown`` counts them).
@@ -47,7 +51,7 @@ class GenerateInput(BaseModel):
 class GenerateOutput(BaseModel):
     """The completion with per-token logprobs, alternatives and summary statistics."""
 
-    text: str = Field(description="The generated text.")
+    completion: str = Field(description="The generated text.")
     tokens: list[TokenLogprob] = Field(description="Every generated token, in order.")
     stats: LogprobStats = Field(description="Summary of the tokens' logprobs.")
     model: str | None = Field(description="The model that answered, as the upstream named it.")
@@ -62,7 +66,7 @@ class GenerateChunk(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(default="", description="Text generated since the previous event.")
+    completion: str = Field(default="", description="Text generated since the previous event.")
     tokens: list[TokenLogprob] = Field(default_factory=list, description="New tokens.")
     stats: LogprobStats | None = Field(default=None, description="Last event only.")
     model: str | None = Field(default=None, description="Last event only.")
@@ -103,7 +107,7 @@ class _Accumulator:
         text = chunk.content if isinstance(chunk.content, str) else chunk.text
         if not text and not new:
             return None
-        return GenerateChunk(text=text, tokens=new).model_dump()
+        return GenerateChunk(completion=text, tokens=new).model_dump()
 
     def final(self) -> dict[str, Any]:
         return GenerateChunk(
@@ -116,7 +120,7 @@ class _Accumulator:
     def output(self, message: BaseMessage) -> dict[str, Any]:
         self.feed(message)
         text = message.content if isinstance(message.content, str) else message.text
-        merged = {**self.final(), "text": text, "tokens": self.tokens}
+        merged = {**self.final(), "completion": text, "tokens": self.tokens}
         return GenerateOutput.model_validate(merged).model_dump()
 
 

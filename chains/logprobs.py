@@ -123,11 +123,17 @@ class LogprobStats(BaseModel):
 
 
 class Span(BaseModel):
-    """A word of the generated text whose least likely token is below a threshold."""
+    """A word of the generated text whose least likely token is below a threshold.
 
-    start: int = Field(description="Character offset of the word in the text (inclusive).")
-    end: int = Field(description="Character offset of the word's end in the text (exclusive).")
-    text: str = Field(description="The word, equal to text[start:end].")
+    Its text is ``word``, not ``text``: LangChain.js revives any output object with a
+    ``text`` key into a StringPromptValue and drops its other fields.
+    """
+
+    start: int = Field(description="Character offset of the word in the completion (inclusive).")
+    end: int = Field(
+        description="Character offset of the word's end in the completion (exclusive)."
+    )
+    word: str = Field(description="The word, equal to completion[start:end].")
     min_prob: float = Field(description="Lowest probability of a known token overlapping it.")
 
 
@@ -283,7 +289,7 @@ def low_confidence_spans(tokens: Sequence[TokenLogprob], threshold: float) -> li
         probs = [p for p in char_min[match.start() : match.end()] if p is not None]
         if probs and min(probs) < threshold:
             spans.append(
-                Span(start=match.start(), end=match.end(), text=match.group(), min_prob=min(probs))
+                Span(start=match.start(), end=match.end(), word=match.group(), min_prob=min(probs))
             )
     return spans
 
@@ -291,9 +297,9 @@ def low_confidence_spans(tokens: Sequence[TokenLogprob], threshold: float) -> li
 def merge_stream_events(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Merge ``/generate`` stream events, in order, into one result.
 
-    Rule: ``"text"`` values are concatenated, ``"tokens"`` lists are appended, and every
-    other key takes its last non-``None`` value (``None`` if it was only ever ``None``).
-    Keys that never appear are absent from the result.
+    Rule: ``"completion"`` values are concatenated, ``"tokens"`` lists are appended, and
+    every other key takes its last non-``None`` value (``None`` if it was only ever
+    ``None``). Keys that never appear are absent from the result.
 
     Args:
         events: The streamed event payloads, in the order they arrived.
@@ -302,16 +308,16 @@ def merge_stream_events(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         The merged payload.
     """
     merged: dict[str, Any] = {}
-    text: list[str] = []
+    pieces: list[str] = []
     for event in events:
         for key, value in event.items():
-            if key == "text":
-                text.append(value or "")
-                merged.setdefault("text", "")
+            if key == "completion":
+                pieces.append(value or "")
+                merged.setdefault("completion", "")
             elif key == "tokens":
                 merged.setdefault("tokens", []).extend(value or [])
             elif value is not None or key not in merged:
                 merged[key] = value
-    if "text" in merged:
-        merged["text"] = "".join(text)
+    if "completion" in merged:
+        merged["completion"] = "".join(pieces)
     return merged

@@ -39,7 +39,7 @@ TOKEN_TABLE='
 echo "== POST /generate/invoke"
 body=$(post /generate/invoke "{\"input\": {\"prompt\": \"Name three colours.\"}, \"config\": $CONFIG}")
 if [ "$HAVE_JQ" = 1 ]; then
-  jq -r '.output | "text: \(.text | tojson)\nperplexity: \(.stats.perplexity)  min_prob: \(.stats.min_prob)  finish_reason: \(.finish_reason)"' <<<"$body"
+  jq -r '.output | "completion: \(.completion | tojson)\nperplexity: \(.stats.perplexity)  min_prob: \(.stats.min_prob)  finish_reason: \(.finish_reason)"' <<<"$body"
   jq -r ".output | $TOKEN_TABLE" <<<"$body" | columns
 else
   echo "$body"
@@ -49,7 +49,7 @@ echo
 echo "== POST /generate/batch"
 body=$(post /generate/batch "{\"inputs\": [{\"prompt\": \"Say hi.\"}, {\"prompt\": \"Count to three.\"}], \"config\": $CONFIG}")
 if [ "$HAVE_JQ" = 1 ]; then
-  jq -r '.output[] | if .error then "error: \(.error.message)" else "\(.text | tojson)  perplexity \(.stats.perplexity)  tokens \(.stats.num_tokens)" end' <<<"$body"
+  jq -r '.output[] | if .error then "error: \(.error.message)" else "\(.completion | tojson)  perplexity \(.stats.perplexity)  tokens \(.stats.num_tokens)" end' <<<"$body"
 else
   echo "$body"
 fi

@@ -23,12 +23,13 @@ CONFIG: RunnableConfig = {"configurable": {"max_tokens": 16, "temperature": 0, "
 
 
 def merge_stream_events(events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Merge /generate stream events: text concatenated, tokens appended, others last non-null."""
-    merged: dict[str, Any] = {"text": "", "tokens": []}
+    """Merge /generate stream events: completion concatenated, tokens appended, others last
+    non-null."""
+    merged: dict[str, Any] = {"completion": "", "tokens": []}
     for event in events:
         for key, value in event.items():
-            if key == "text":
-                merged["text"] += value or ""
+            if key == "completion":
+                merged["completion"] += value or ""
             elif key == "tokens":
                 merged["tokens"].extend(value or [])
             elif value is not None or key not in merged:
@@ -59,12 +60,12 @@ def print_summary(out: dict[str, Any]) -> None:
         return
     stats = out["stats"]
     perplexity = "n/a" if stats["perplexity"] is None else f"{stats['perplexity']:.2f}"
-    print(f"  text: {out['text']!r}")
+    print(f"  completion: {out['completion']!r}")
     print(
         f"  {stats['num_tokens']} tokens, perplexity {perplexity}, "
         f"min prob {fmt_prob(stats['min_prob']).strip()}, finish_reason {out['finish_reason']}"
     )
-    spans = ", ".join(f"{s['text']!r} ({s['min_prob']:.1%})" for s in out["low_confidence_spans"])
+    spans = ", ".join(f"{s['word']!r} ({s['min_prob']:.1%})" for s in out["low_confidence_spans"])
     print(f"  low-confidence words: {spans or 'none'}")
 
 
@@ -89,7 +90,7 @@ def run_generate(url: str) -> None:
     print("  ", end="")
     for event in generate.stream(question, CONFIG):
         events.append(event)
-        print(event.get("text", ""), end="", flush=True)
+        print(event.get("completion", ""), end="", flush=True)
     print()
     merged = merge_stream_events(events)
     print(f"  {len(events)} events merged into {len(merged['tokens'])} tokens")

@@ -1,60 +1,22 @@
-// LangChain.js RemoteRunnable against /generate: invoke, then stream, printing each token
-// with its probability, logprob and alternatives. Then /classify, if the server has it.
+// LangChain.js RemoteRunnable against /generate: invoke, batch and stream, printing each
+// token with its probability, logprob and alternatives. Then /classify and /extract.
 //
 //   npm install && node generate.mjs [http://127.0.0.1:8000]
 //
-// Two things to know about LangChain.js here:
+// Plain RemoteRunnable calls, nothing else: the outputs arrive as plain objects with every
+// field. Two things to know about LangChain.js here:
 // * RemoteRunnable lives at @langchain/core/runnables/remote in @langchain/core 0.3.x;
 //   @langchain/core 1.x no longer ships it, hence the ~0.3 pin in package.json.
-// * Its client "revives" every output object, and any object with a `text` key becomes a
-//   StringPromptValue that keeps only the text. /generate's output (and each low-confidence
-//   span) has a `text` key, so the tokens would be lost. `rawOutputs` below, passed as
-//   RemoteRunnable's documented `fetch` option, hands each output over as a JSON string
-//   (strings are never revived) and we parse it ourselves. /classify needs no such help.
+// * Its client "revives" output objects by their keys, at any depth: one with `text`
+//   becomes a StringPromptValue, one with `messages` a ChatPromptValue, one with
+//   `page_content` and `metadata` a Document, and every other field is lost. None of our
+//   own output fields uses those names (the generated text is `completion`, a span's text
+//   is `word`); keys you choose yourself can, though: a /classify label or an /extract
+//   schema property named `text` or `messages`.
 import { RemoteRunnable } from "@langchain/core/runnables/remote";
 
 const base = (process.argv[2] ?? "http://127.0.0.1:8000").replace(/\/+$/, "");
 const config = { configurable: { max_tokens: 16, temperature: 0, top_logprobs: 3 } };
-
-// fetch() for RemoteRunnable: every output (JSON body or `data` event) re-encoded as a string.
-async function rawOutputs(url, init) {
-  const response = await fetch(url, init);
-  const type = response.headers.get("content-type") ?? "";
-  if (!response.ok) return response;
-  if (type.includes("application/json")) {
-    const body = await response.json();
-    if ("output" in body) body.output = JSON.stringify(body.output);
-    return Response.json(body, { status: response.status });
-  }
-  if (!type.includes("text/event-stream") || !response.body) return response;
-  let event = "";
-  let pending = "";
-  const encode = (line) => {
-    const bare = line.replace(/\r$/, "");
-    if (bare.startsWith("event:")) event = bare.slice(6).trim();
-    if (bare === "") event = "";
-    if (event === "data" && bare.startsWith("data:")) {
-      return `data: ${JSON.stringify(bare.slice(5).trimStart())}\n`;
-    }
-    return `${bare}\n`;
-  };
-  const body = response.body.pipeThrough(new TextDecoderStream()).pipeThrough(
-    new TransformStream({
-      transform(chunk, controller) {
-        const lines = (pending + chunk).split("\n");
-        pending = lines.pop();
-        controller.enqueue(lines.map(encode).join(""));
-      },
-      flush(controller) {
-        if (pending) controller.enqueue(encode(pending));
-      },
-    }),
-  );
-  return new Response(body.pipeThrough(new TextEncoderStream()), {
-    status: response.status,
-    headers: response.headers,
-  });
-}
 
 const pct = (p) => (p === null || p === undefined ? "n/a" : `${(p * 100).toFixed(1)}%`);
 
@@ -69,40 +31,73 @@ function printToken(tok) {
   );
 }
 
-const generate = new RemoteRunnable({ url: `${base}/generate`, fetch: rawOutputs });
+function printSummary(out) {
+  if (out.error) {
+    console.log(`  error: ${out.error.type}: ${out.error.message}`);
+    return;
+  }
+  const spans = out.low_confidence_spans.map((s) => `${JSON.stringify(s.word)} ${pct(s.min_prob)}`);
+  console.log(`  completion: ${JSON.stringify(out.completion)}`);
+  console.log(
+    `  ${out.stats.num_tokens} tokens, perplexity ${out.stats.perplexity}, ` +
+      `finish_reason ${out.finish_reason}, low-confidence words: ${spans.join(", ") || "none"}`,
+  );
+}
+
+const generate = new RemoteRunnable({ url: `${base}/generate` });
 
 console.log("== invoke /generate");
-const out = JSON.parse(await generate.invoke({ prompt: "Name three colours." }, config));
-console.log(`  text: ${JSON.stringify(out.text)}`);
-console.log(`  perplexity: ${out.stats.perplexity}  finish_reason: ${out.finish_reason}`);
+const out = await generate.invoke({ prompt: "Name three colours." }, config);
+printSummary(out);
 out.tokens.forEach(printToken);
 
+console.log("\n== batch /generate (one output per input, in order)");
+const prompts = ["Say hi.", "Count to three."];
+const outs = await generate.batch(
+  prompts.map((prompt) => ({ prompt })),
+  prompts.map(() => config),
+);
+outs.forEach((item, i) => {
+  console.log(`- ${prompts[i]}`);
+  printSummary(item);
+});
+
+// Merge rule: concatenate `completion`, append `tokens`, keep the last non-null value of
+// every other key. The result equals the invoke output.
 console.log("\n== stream /generate (each token as it arrives)");
-let text = "";
-let last = null;
-for await (const raw of await generate.stream({ prompt: "Write a word." }, config)) {
-  const event = JSON.parse(raw);
-  text += event.text ?? "";
-  (event.tokens ?? []).forEach(printToken);
-  if (event.stats) last = event;
+const merged = { completion: "", tokens: [] };
+for await (const event of await generate.stream({ prompt: "Write a word." }, config)) {
+  event.tokens.forEach(printToken);
+  for (const [key, value] of Object.entries(event)) {
+    if (key === "completion") merged.completion += value ?? "";
+    else if (key === "tokens") merged.tokens.push(...(value ?? []));
+    else if (value !== null || !(key in merged)) merged[key] = value;
+  }
 }
-console.log(`  merged text: ${JSON.stringify(text)}`);
-if (last) {
-  const spans = last.low_confidence_spans.map((s) => `${JSON.stringify(s.text)} ${pct(s.min_prob)}`);
-  console.log(`  perplexity: ${last.stats.perplexity}  low-confidence words: ${spans.join(", ") || "none"}`);
+printSummary(merged);
+
+console.log("\n== invoke /classify");
+const classify = new RemoteRunnable({ url: `${base}/classify` });
+const res = await classify.invoke({
+  text: "The battery died after two days.",
+  labels: ["positive", "negative", "neutral"],
+});
+console.log(`  label ${res.label}, confidence ${pct(res.confidence)}, coverage ${pct(res.coverage)}`);
+for (const [label, prob] of Object.entries(res.distribution)) {
+  console.log(`  ${label.padEnd(10)} ${pct(prob).padStart(6)} ${"#".repeat(Math.round(prob * 40))}`);
 }
 
-if ((await fetch(`${base}/classify/input_schema`)).ok) {
-  console.log("\n== invoke /classify (plain RemoteRunnable: its output has no `text` key)");
-  const classify = new RemoteRunnable({ url: `${base}/classify` });
-  const res = await classify.invoke({
-    text: "The battery died after two days.",
-    labels: ["positive", "negative", "neutral"],
-  });
-  console.log(`  label ${res.label}, confidence ${pct(res.confidence)}, coverage ${pct(res.coverage)}`);
-  for (const [label, prob] of Object.entries(res.distribution)) {
-    console.log(`  ${label.padEnd(10)} ${pct(prob).padStart(6)} ${"#".repeat(Math.round(prob * 40))}`);
-  }
-} else {
-  console.log("\n== /classify: not on this server, skipped");
+console.log("\n== invoke /extract");
+const extract = new RemoteRunnable({ url: `${base}/extract` });
+const found = await extract.invoke({
+  text: "Ada Lovelace was 36 years old.",
+  schema: {
+    type: "object",
+    properties: { name: { type: "string" }, age: { type: "integer" } },
+    required: ["name", "age"],
+  },
+});
+console.log(`  data: ${JSON.stringify(found.data)}`);
+for (const [pointer, conf] of Object.entries(found.confidence)) {
+  console.log(`  ${pointer.padEnd(10)} prob ${pct(conf.prob).padStart(6)}  tokens ${conf.num_tokens}`);
 }

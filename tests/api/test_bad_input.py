@@ -122,7 +122,7 @@ def test_bad_batch_items_fail_alone(client: TestClient):
     response = client.post("/generate/batch", json=payload)
     assert response.status_code == 200
     good, bad = response.json()["output"]
-    assert good["text"]
+    assert good["completion"]
     assert bad["error"]["status_code"] == 400
 
 

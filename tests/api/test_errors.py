@@ -73,7 +73,7 @@ def test_transient_errors_are_retried(fake_upstream: Any):
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         response = client.post("/generate/invoke", json=invoke_body("flaky:503:2"))
     assert response.status_code == 200
-    assert response.json()["output"]["text"] == "Hello there friend! Bye"
+    assert response.json()["output"]["completion"] == "Hello there friend! Bye"
     assert fake_upstream.state.hits["flaky:503:2"] == 3
 
 
@@ -108,7 +108,7 @@ def test_stream_ends_with_typed_error_event(
 
 def test_dropped_stream_delivers_tokens_before_the_error(client: TestClient):
     events = sse_events(client.post("/generate/stream", json=invoke_body("drop")).text)
-    texts = [data["text"] for name, data in events if name == "data"]
+    texts = [data["completion"] for name, data in events if name == "data"]
     assert "".join(texts) == "Hello there"
 
 
@@ -137,7 +137,7 @@ def test_batch_item_failure_does_not_fail_the_batch(client: TestClient):
     response = client.post("/generate/batch", json=body)
     assert response.status_code == 200
     first, second, third = response.json()["output"]
-    assert first["text"] == "Hello there friend! Bye"
+    assert first["completion"] == "Hello there friend! Bye"
     assert second == {
         "error": {
             "type": "upstream_error",

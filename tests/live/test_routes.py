@@ -61,7 +61,7 @@ def test_generate_invoke_is_consistent(live_url: str):
     out = remote.invoke({"prompt": "Name a color."}, GREEDY)
     tokens = out["tokens"]
     assert tokens
-    assert b"".join(bytes(t["bytes"]) for t in tokens).decode() == out["text"]
+    assert b"".join(bytes(t["bytes"]) for t in tokens).decode() == out["completion"]
     for token in tokens:
         assert token["top_logprobs"][0]["token"] == token["token"]  # greedy: argmax chosen
         assert token["top_logprobs"][0]["logprob"] == pytest.approx(token["logprob"])

@@ -270,15 +270,15 @@ FAKE_STREAM = r"""
     const prompt = JSON.parse(init.body).input.prompt;
     let text = 'event: metadata\r\ndata: {"run_id": "r"}\r\n\r\n';
     if (prompt === "fail") {
-      text += data({text: "Hi", tokens: [tok("Hi", [72, 105], -0.1)]});
+      text += data({completion: "Hi", tokens: [tok("Hi", [72, 105], -0.1)]});
       text += 'event: error\r\ndata: {"type": "upstream_timeout", "message": "the model took ' +
         'too long", "status_code": 504}\r\n\r\n';
     } else {
-      text += data({text: "Hi ", tokens: [tok("Hi", [72, 105], -0.1), tok(" ", [32], -0.2)]});
-      text += data({text: "", tokens: [tok("\\xf0\\x9f", [240, 159], -0.5)]});
-      text += data({text: "\u{1F600}", tokens: [tok("\\x98\\x80", [152, 128], -0.6)]});
-      text += data({text: "", tokens: [], stats: null, model: "fake", finish_reason: "stop",
-        low_confidence_spans: [{start: 3, end: 4, text: "\u{1F600}", min_prob: 0.55}]});
+      text += data({completion: "Hi ", tokens: [tok("Hi", [72, 105], -0.1), tok(" ", [32], -0.2)]});
+      text += data({completion: "", tokens: [tok("\\xf0\\x9f", [240, 159], -0.5)]});
+      text += data({completion: "\u{1F600}", tokens: [tok("\\x98\\x80", [152, 128], -0.6)]});
+      text += data({completion: "", tokens: [], stats: null, model: "fake", finish_reason: "stop",
+        low_confidence_spans: [{start: 3, end: 4, word: "\u{1F600}", min_prob: 0.55}]});
       text += "event: end\r\n\r\n";
     }
     const bytes = new TextEncoder().encode(text);

@@ -196,7 +196,7 @@ def test_sampled_token_missing_from_top() -> None:
     ]
     assert stats.mean_entropy == pytest.approx(sum(entropies) / 5)
     assert low_confidence_spans(tokens, 0.5) == [
-        Span(start=11, end=18, text="purple.", min_prob=purple.prob)
+        Span(start=11, end=18, word="purple.", min_prob=purple.prob)
     ]
 
 
@@ -280,9 +280,9 @@ def test_low_confidence_spans(
     text = text_of(tokens)
     assert text == "héllo 😀 wörld ok"
     spans = low_confidence_spans(tokens, threshold)
-    assert [(s.start, s.end, s.text) for s in spans] == [e[:3] for e in expected]
+    assert [(s.start, s.end, s.word) for s in spans] == [e[:3] for e in expected]
     assert [s.min_prob for s in spans] == pytest.approx([e[3] for e in expected])
-    assert all(text[s.start : s.end] == s.text for s in spans)
+    assert all(text[s.start : s.end] == s.word for s in spans)
 
 
 def test_char_offsets_follow_python_replacement_decoding() -> None:
@@ -321,13 +321,13 @@ def test_char_offsets_follow_python_replacement_decoding() -> None:
 def test_merge_stream_events() -> None:
     first_tokens = [{"token": "Hel"}]
     events: list[dict[str, Any]] = [
-        {"text": "Hel", "tokens": first_tokens, "stats": None},
-        {"text": "lo", "tokens": [{"token": "lo"}], "finish_reason": None},
-        {"stats": {"num_tokens": 2}, "text": None},
+        {"completion": "Hel", "tokens": first_tokens, "stats": None},
+        {"completion": "lo", "tokens": [{"token": "lo"}], "finish_reason": None},
+        {"stats": {"num_tokens": 2}, "completion": None},
         {"finish_reason": "stop", "stats": None},
     ]
     assert merge_stream_events(events) == {
-        "text": "Hello",
+        "completion": "Hello",
         "tokens": [{"token": "Hel"}, {"token": "lo"}],
         "stats": {"num_tokens": 2},
         "finish_reason": "stop",

@@ -279,7 +279,7 @@
     for (const s of spans) {
       const li = document.createElement("li");
       const code = document.createElement("code");
-      code.textContent = s.text;
+      code.textContent = s.word;
       li.append(code, ` min prob ${pct(s.min_prob)} (characters ${s.start}–${s.end})`);
       list.appendChild(li);
     }
@@ -327,7 +327,7 @@
           const event = JSON.parse(frame.data);
           const tokens = Array.isArray(event.tokens) ? event.tokens : [];
           for (const tok of tokens) view.addToken(tok);
-          if (!tokens.length && event.text) view.addText(event.text);
+          if (!tokens.length && event.completion) view.addText(event.completion);
           if (event.stats || event.low_confidence_spans) onFinal(event);
           else updateStats();
         } else if (frame.event === "error") {
