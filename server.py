@@ -20,7 +20,11 @@ from langchain_core.runnables import Runnable
 from langserve import add_routes
 
 from chains import chat, classify, extract, generate, score
+from langserve_logprobs.access_log import configure_access_log
+from langserve_logprobs.auth import PrivateKeyGuard
 from langserve_logprobs.backend import EmbeddedModel
+from langserve_logprobs.exposure import install_exposure, plan_exposure
+from langserve_logprobs.metrics import ServiceMetrics, serve_metrics
 from langserve_logprobs.middleware import install_error_handling
 from langserve_logprobs.routes import wrap_route
 from langserve_logprobs.settings import LOCAL_PREFIX, Settings, get_settings
@@ -45,17 +49,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: routes for every chain, the embedded model when it is the backend."""
     settings = settings or get_settings()
     embedded = EmbeddedModel(settings) if settings.use_local else None
+    exposure = plan_exposure(settings, embedded is not None)
+    metrics = ServiceMetrics(embedded.engine if embedded is not None else None)
+    if embedded is not None and exposure.private_key:
+        embedded.private_app = PrivateKeyGuard(embedded.app, exposure.private_key)
     # The chains are plain OpenAI clients: of the upstream, or of the embedded model's
     # own address.
-    chain_settings = (
+    chain_settings = exposure.chain_settings(
         settings.model_copy(update={"openai_base_url": embedded.base_url})
         if embedded is not None
         else settings
     )
+    secrets = [*_secrets(settings), *exposure.secrets]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with embedded.serving() if embedded is not None else nullcontext():
+        port = settings.metrics_port
+        metrics_server = serve_metrics(metrics, settings.host, port) if port else nullcontext()
+        async with metrics_server, embedded.serving() if embedded is not None else nullcontext():
             app.state.ready = True
             yield
 
@@ -67,7 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ready = False
     app.state.settings = settings
-    install_error_handling(app, _secrets(settings))
+    install_error_handling(app, secrets)
+    install_exposure(app, settings, exposure, metrics)
     if embedded is not None:
         app.mount(LOCAL_PREFIX.removesuffix("/v1"), embedded.app)
 
@@ -90,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         build: Callable[[Settings], Runnable[Any, Any]] = module.build_chain
         add_routes(
             app,
-            wrap_route(build(chain_settings), _secrets(settings)),
+            wrap_route(build(chain_settings), secrets),
             path=path,
             config_keys=("configurable", "metadata", "tags"),
             playground_type=playground,  # type: ignore[arg-type]
@@ -105,7 +117,8 @@ def main() -> None:
 
     settings = get_settings()
     logging.basicConfig(level=logging.INFO)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
+    configure_access_log()  # one JSON line per request replaces uvicorn's access log
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False)
 
 
 if __name__ == "__main__":

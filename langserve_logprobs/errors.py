@@ -3,7 +3,10 @@
     ServiceError (500 server_error)
     ├── InvalidRequestError (400 invalid_request)
     │   ├── InvalidInputError (422 invalid_input)
-    │   └── ContextLengthExceededError (400 context_length_exceeded)
+    │   ├── ContextLengthExceededError (400 context_length_exceeded)
+    │   └── PayloadTooLargeError (413 payload_too_large)
+    ├── UnauthorizedError (401 unauthorized)
+    ├── TooManyRequestsError (429 too_many_requests, Retry-After)
     └── UpstreamError (502 upstream_error)
         ├── UpstreamAuthError (502 upstream_auth)
         ├── UpstreamUnavailableError (503 upstream_unavailable)
@@ -89,6 +92,27 @@ class ContextLengthExceededError(InvalidRequestError):
     """The prompt does not fit in the model's context window."""
 
     type = "context_length_exceeded"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    """The request body is larger than ``LOGPROBS_MAX_BODY_BYTES``."""
+
+    status_code = 413
+    type = "payload_too_large"
+
+
+class UnauthorizedError(ServiceError):
+    """No API key, or not one of ``LOGPROBS_API_KEYS`` (the key is never echoed)."""
+
+    status_code = 401
+    type = "unauthorized"
+
+
+class TooManyRequestsError(ServiceError):
+    """This client is over its own limit (requests in flight or per minute)."""
+
+    status_code = 429
+    type = "too_many_requests"
 
 
 class UpstreamError(ServiceError):

@@ -1,0 +1,68 @@
+"""What the edge middlewares share: a JSON error answer and per-request bookkeeping.
+
+``auth``, ``quotas`` and ``metrics`` are plain ASGI middlewares. They talk to each other
+through one ``RequestInfo`` kept in the request's ``scope["state"]`` (which Starlette
+shares with ``request.state``): the key id set by ``auth``, the reason a request was
+refused, the tokens counted by the chains' callback, the time of the first stream event.
+``metrics`` reads it once the response is done.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.types import Scope, Send
+
+from langserve_logprobs.errors import ServiceError
+
+_STATE_KEY = "langserve_logprobs.request"
+
+
+@dataclass
+class RequestInfo:
+    """What the edge learnt about one request (never the key itself)."""
+
+    key_id: str | None = None
+    rejected: str | None = None
+    tokens: int | None = None
+    first_event: float | None = None
+
+    def add_tokens(self, count: int) -> None:
+        """Count ``count`` more generated tokens for this request."""
+        self.tokens = (self.tokens or 0) + count
+
+
+def request_info(scope: Scope) -> RequestInfo:
+    """The request's ``RequestInfo``, created on first use."""
+    state: dict[str, Any] = scope.setdefault("state", {})
+    info = state.get(_STATE_KEY)
+    if not isinstance(info, RequestInfo):
+        info = state[_STATE_KEY] = RequestInfo()
+    return info
+
+
+async def send_error(
+    send: Send, error: ServiceError, headers: dict[str, str] | None = None
+) -> None:
+    """Answer with ``{"error": {"type", "message", "status_code"}}`` and its status."""
+    body = json.dumps({"error": error.to_dict()}).encode()
+    await send_body(send, error.status_code, body, "application/json", headers)
+
+
+async def send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """A whole response in two ASGI messages."""
+    raw = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
