@@ -62,6 +62,8 @@ class EmbeddedModel:
             deterministic=settings.local_deterministic,
         )
         self.app: FastAPI = create_local_app(self.engine)
+        # What the private port serves: the app, or the app behind a key (server.py).
+        self.private_app: Any = self.app
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind((LOCAL_HOST, 0))
         self._socket.listen()
@@ -89,7 +91,11 @@ class EmbeddedModel:
         except EngineStartupError as exc:
             logger.error("embedded model unavailable: %s", exc.message)
         config = uvicorn.Config(
-            self.app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=5
+            self.private_app,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
         )
         server = _QuietServer(config)
         # uvicorn closes the sockets it served: hand it a duplicate, keep the address.

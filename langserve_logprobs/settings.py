@@ -12,6 +12,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from langserve_logprobs.capabilities import UpstreamKind
 from langserve_logprobs.limits import MODEL_NAME, N_CTX_DEFAULT, TOP_LOGPROBS_MAX
 
 LOCAL_PREFIX = "/local/v1"
@@ -31,6 +32,12 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(
         default=None,
         description="Base URL of any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, Ollama).",
+    )
+    upstream_kind: UpstreamKind = Field(
+        default="auto",
+        validation_alias="LOGPROBS_UPSTREAM_KIND",
+        description="What the upstream is (langserve_logprobs.capabilities): auto (ask it), "
+        "embedded, openai, vllm, llama-cpp-python, llama-server, ollama or generic.",
     )
     model_name: str = Field(
         default=MODEL_NAME,
@@ -119,6 +126,50 @@ class Settings(BaseSettings):
         validation_alias="LOCAL_DETERMINISTIC",
         description="Decode each request on its own: logprobs never depend on load, no speed-up.",
     )
+
+    api_keys: SecretStr | None = Field(
+        default=None,
+        validation_alias="LOGPROBS_API_KEYS",
+        description=(
+            "Keys clients must send (comma-separated, or the path of a file with one key a "
+            "line); unset: every route is open."
+        ),
+    )
+    cors_origins: str | None = Field(
+        default=None,
+        validation_alias="LOGPROBS_CORS_ORIGINS",
+        description="Comma-separated origins a browser app may call the API from; unset: none.",
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1,
+        validation_alias="LOGPROBS_MAX_BODY_BYTES",
+        description="Largest request body, in bytes (413 beyond it).",
+    )
+    max_concurrent: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="LOGPROBS_MAX_CONCURRENT",
+        description="Requests one key (or client address) may have in flight; unset: no limit.",
+    )
+    rate_limit: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="LOGPROBS_RATE_LIMIT",
+        description="Requests per minute one key (or client address) may make; unset: no limit.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        validation_alias="LOGPROBS_METRICS_PORT",
+        description="Serve /metrics, unprotected, on this port of HOST instead of the main app.",
+    )
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``cors_origins`` split on commas, blanks dropped."""
+        return [o.strip() for o in (self.cors_origins or "").split(",") if o.strip()]
 
     @property
     def use_local(self) -> bool:
