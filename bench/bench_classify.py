@@ -9,7 +9,10 @@ confidence, accuracy). It does so zero-shot and then few-shot, with the first 4 
 examples of ``bench/data/sentiment_examples.jsonl`` (none of them in the test set) sent
 as ``examples`` (``--shots 0,4,8`` picks the counts).
 
-Run: ``.venv/bin/python -m bench.bench_classify [URL] [--limit N] [--labels A,B] [--shots 0,4]``.
+Each count runs with every method of ``--methods`` (default ``score,label``) and a table at
+the end puts accuracy, ECE, Brier, coverage and seconds per text side by side.
+
+Run: ``.venv/bin/python -m bench.bench_classify [URL] [--limit N] [--shots 0,4] [--methods ..]``.
 With no URL it starts the app itself on a free port, on whatever backend the environment
 configures (the embedded model when neither ``OPENAI_API_KEY`` nor ``OPENAI_BASE_URL`` is
 set), so the same script measures any OpenAI-compatible upstream.
@@ -76,6 +79,7 @@ def classify_all(
     labels: list[str],
     batch_size: int,
     examples: Sequence[dict[str, str]] = (),
+    method: str | None = None,
 ) -> list[Result]:
     """Run /classify over ``rows`` in batches; items that failed are reported and skipped."""
     remote: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/classify", timeout=900)
@@ -83,7 +87,10 @@ def classify_all(
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         shots = [{"text": e["text"], "label": e["label"]} for e in examples]
-        inputs = [{"text": row["text"], "labels": labels, "examples": shots} for row in chunk]
+        inputs = [
+            {"text": row["text"], "labels": labels, "examples": shots, "method": method}
+            for row in chunk
+        ]
         outputs = remote.batch(inputs)
         for row, out in zip(chunk, outputs, strict=True):
             if "error" in out:
@@ -138,6 +145,27 @@ def ece(results: Sequence[Result]) -> float:
     return math.fsum(n / len(results) * abs(acc - conf) for _, n, conf, acc in table if n)
 
 
+def summary(results: Sequence[Result], seconds: float) -> dict[str, float]:
+    """The side-by-side figures of one run."""
+    n = len(results)
+    return {
+        "accuracy": accuracy(results),
+        "ECE": ece(results) if n else math.nan,
+        "Brier": brier(results) if n else math.nan,
+        "coverage": math.fsum(r.coverage for r in results) / n if n else math.nan,
+        "s/text": seconds / n if n else math.nan,
+    }
+
+
+def side_by_side(table: dict[str, dict[str, float]]) -> None:
+    """One row per figure, one column per (shots, method) run."""
+    names = list(table)
+    print("\n=== side by side ===")
+    print(f"{'':10}" + "".join(f"{name:>18}" for name in names))
+    for figure in ("accuracy", "ECE", "Brier", "coverage", "s/text"):
+        print(f"{figure:10}" + "".join(f"{table[name][figure]:18.3f}" for name in names))
+
+
 def report(results: Sequence[Result], total: int, seconds: float) -> None:
     n = len(results)
     print(f"\n/classify on {n}/{total} sentences ({total - n} failed) in {seconds:.1f} s")
@@ -179,20 +207,28 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--shots", default="0,4", help="comma-separated numbers of examples to run with"
     )
+    parser.add_argument(
+        "--methods",
+        default="score,label",
+        help="comma-separated /classify methods to compare (score, label, marker)",
+    )
     args = parser.parse_args(argv)
     rows = load(args.data, args.limit)
     examples = load(args.examples, None)
+    table: dict[str, dict[str, float]] = {}
     with target(args.url) as url:
         for shots in (int(n) for n in args.shots.split(",")):
-            title = (
-                "zero-shot" if shots == 0 else f"{shots}-shot (examples from {args.examples.name})"
-            )
-            print(f"\n=== {title} ===")
-            start = time.perf_counter()
-            results = classify_all(
-                url, rows, args.labels.split(","), args.batch_size, examples[:shots]
-            )
-            report(results, len(rows), time.perf_counter() - start)
+            for method in args.methods.split(","):
+                title = "zero-shot" if shots == 0 else f"{shots}-shot ({args.examples.name})"
+                print(f"\n=== {title}, method {method} ===")
+                start = time.perf_counter()
+                results = classify_all(
+                    url, rows, args.labels.split(","), args.batch_size, examples[:shots], method
+                )
+                seconds = time.perf_counter() - start
+                report(results, len(rows), seconds)
+                table[f"{shots}-shot {method}"] = summary(results, seconds)
+    side_by_side(table)
 
 
 if __name__ == "__main__":

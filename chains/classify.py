@@ -1,11 +1,23 @@
 """``/classify``: one label for a text, with a probability distribution over all labels.
 
-Method. The model answers JSON ``{"answer": ...}`` under ``response_format`` json_schema,
-whose enum holds the only allowed answers (a grammar on the embedded model, structured
-outputs on OpenAI), so the answer always names one label. The model is never asked for a
-number: the distribution is read from the ``top_logprobs`` of the token that writes the
-first byte of ``/answer``'s value, found by bytes. Two ways to answer, picked from the
-labels (``method`` in the output says which):
+Method ``score`` (the default wherever the backend can score given text: the embedded model,
+vLLM). Each label's probability is that of its whole answer ``{"answer": "<label>"}`` after
+the prompt, computed exactly by teacher forcing (``chains.scorer``: one completions request,
+the prompt evaluated once, the answers together), normalised over the labels
+(``chains.score_math.label_scores``). Multi-token labels and labels sharing a prefix are
+exact, and there is no top-20 cut. ``coverage`` is the exact probability that the model
+writes one of the labels once it has written the answers' shared start (``{"answer": "``).
+The prompt is plain text (the examples as earlier question/answer blocks, no chat template)
+so that one request serves every backend; nothing is generated, ``answer`` is the argmax.
+On a backend that cannot score (the first such answer is remembered), the other two
+methods are used, picked from the labels.
+
+Methods ``label`` and ``marker`` (generation). The model answers JSON ``{"answer": ...}``
+under ``response_format`` json_schema, whose enum holds the only allowed answers (a grammar
+on the embedded model, structured outputs on OpenAI), so the answer always names one label.
+The model is never asked for a number: the distribution is read from the ``top_logprobs``
+of the token that writes the first byte of ``/answer``'s value, found by bytes.
+Two ways to answer, picked from the labels (``method`` in the output says which):
 
 * ``label``: when no two labels start with the same byte (case-insensitive), the model
   writes the label itself. Under the constrained answer, the first token decides the label:
@@ -25,8 +37,8 @@ renormalising: low coverage means the model was putting its probability elsewher
 Optional ``examples`` (text and label) are sent first as earlier turns of the
 conversation, answered the same way: few-shot classification.
 
-Caveats: only the ``top_logprobs`` alternatives are seen (20 are requested), so a label
-outside them gets 0. Logprobs are the upstream's: the embedded model reports its raw
+Caveats (label, marker): only the ``top_logprobs`` alternatives are seen (20 are requested),
+so a label outside them gets 0. Logprobs are the upstream's: the embedded model reports its raw
 distribution before the grammar mask. If no alternative names a label (``coverage`` 0),
 the distribution puts 1 on the label the model wrote and ``confidence`` is null.
 Streaming yields a single event with the whole output. Temperature defaults to 0.
@@ -36,16 +48,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.runnables import Runnable
-from pydantic import BaseModel, Field, field_validator, model_validator
+from langchain_core.runnables import Runnable, RunnableConfig
+from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
 
 from chains.label_scores import (
     MARKERS,
     Method,
     answer_values,
+    argmax_label,
     choose_method,
     distribution_of,
     markers_for,
@@ -53,8 +67,10 @@ from chains.label_scores import (
 )
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText, check_prompt_size
+from chains.score_math import label_scores, shared_token_count
+from chains.scorer import CannotScoreError, Scored, TextScorer
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
-from langserve_logprobs.errors import UpstreamError
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
 
@@ -62,6 +78,7 @@ MAX_LABELS = len(MARKERS)
 SCHEMA_NAME = "classification"
 MAX_TOKENS = 64
 MAX_EXAMPLES = 20
+ClassifyMethod = Literal["score", "label", "marker"]
 
 
 class ClassifyExample(BaseModel):
@@ -88,6 +105,12 @@ class ClassifyInput(BaseModel):
         max_length=MAX_EXAMPLES,
         description=f"Optional solved examples (up to {MAX_EXAMPLES}), sent first as earlier "
         "turns: few-shot classification. Each label must be one of labels.",
+    )
+    method: ClassifyMethod | None = Field(
+        default=None,
+        description="score (exact label probabilities; needs a backend that can score given "
+        "text), label or marker (read from the generated answer's top_logprobs). Default: "
+        "score where the backend can, else label or marker as the labels allow.",
     )
 
     @model_validator(mode="after")
@@ -134,13 +157,15 @@ class ClassifyOutput(BaseModel):
         "mostly elsewhere and the distribution is less reliable; 0: unknown."
     )
     answer: str = Field(
-        description="The label the model actually wrote. It differs from label when another "
+        description="The label the model actually wrote (method score: nothing is written, "
+        "the most probable label). It differs from label when another "
         "label ends up more probable: sampled at temperature > 0, or its marker's summed "
         "variants outweigh the written one."
     )
-    method: Method = Field(
-        description="How the model answered: label (it wrote the label; used when no two "
-        "labels start with the same byte) or marker (it wrote an option marker A, B...: "
+    method: ClassifyMethod = Field(
+        description="How the distribution was obtained: score (each label's whole answer "
+        "scored exactly; nothing generated), label (the model wrote the label; used when no "
+        "two labels start with the same byte) or marker (it wrote an option marker A, B...: "
         "used when labels share a first byte, so that they stay apart exactly)."
     )
     marker: str | None = Field(
@@ -229,18 +254,129 @@ def classify_output(
     return output.model_dump()
 
 
+def answer_text(label: str) -> str:
+    """The answer the model would write for a label: ``{"answer": "<label>"}``."""
+    return json.dumps({"answer": label}, ensure_ascii=False)
+
+
+def score_prompt(data: ClassifyInput) -> str:
+    """Method score's plain-text prompt: the task and labels, the examples, then the text.
+
+    Everything before the text is the same for every text of a task, so the embedded
+    server evaluates it once and keeps it (its complete 32-token blocks) for the next text.
+    """
+    extra = f"{data.instructions.strip()}\n" if data.instructions else ""
+    listed = "\n".join(f"- {' '.join(label.split())}" for label in data.labels)
+    head = (
+        f"Classify each text with exactly one of the labels.\n{extra}Labels:\n{listed}\n"
+        'Answer with JSON {"answer": "<label>"}, where <label> is the best label, written '
+        "exactly as listed.\n\n"
+    )
+    shots = "".join(f'Text:\n"""\n{e.text}\n"""\n{answer_text(e.label)}\n\n' for e in data.examples)
+    return f'{head}{shots}Text:\n"""\n{data.text}\n"""\n'
+
+
+def score_output(scored: Scored, labels: Sequence[str]) -> dict[str, Any]:
+    """Method score's output from each label's scored answer.
+
+    Raises:
+        UpstreamError: an answer token came back without a logprob.
+    """
+    pieces = [[bytes(t.bytes) for t in tokens] for tokens in scored.continuations]
+    values = [[t.logprob for t in tokens] for tokens in scored.continuations]
+    shared = shared_token_count(pieces)
+    if any(v is None for row in values for v in row[shared:]):
+        msg = "the model server sent an answer token without a logprob"
+        raise UpstreamError(msg)
+    # The shared start has the same probability under every label: it is left out.
+    result = label_scores(pieces, [[v or 0.0 for v in row] for row in values])
+    best = argmax_label(result.probabilities)
+    return ClassifyOutput(
+        label=labels[best],
+        confidence=result.probabilities[best],
+        distribution=dict(zip(labels, result.probabilities, strict=True)),
+        coverage=result.coverage,
+        answer=labels[best],
+        method="score",
+        marker=None,
+        model=scored.model,
+    ).model_dump()
+
+
 class Classify(JsonAnswerChain):
-    """Picks one label for a text; its distribution comes from the answer's logprobs."""
+    """Picks one label for a text: exact label scores, or the answer's logprobs."""
 
     input_model = ClassifyInput
+    scorer: TextScorer | None = None
+    default_model: str = ""
+    _can_score: bool = PrivateAttr(default=True)
 
-    def _prepare(self, data: ClassifyInput) -> Prepared:
+    def _check_size(self, data: ClassifyInput) -> None:
         examples = [e.text for e in data.examples]
         check_prompt_size(
             self.max_prompt_chars, data.text, data.instructions, *data.labels, *examples
         )
+
+    def _wants_score(self, data: ClassifyInput) -> bool:
+        if data.method == "score":
+            return True
+        return data.method is None and self._can_score and self.scorer is not None
+
+    def _score_args(
+        self, value: Any, config: RunnableConfig
+    ) -> tuple[ClassifyInput, str, list[str], str] | None:
+        data = validated(ClassifyInput, value)
+        if not self._wants_score(data):
+            return None
+        if self.scorer is None:
+            msg = "method score is not available here"
+            raise InvalidRequestError(msg)
+        self._check_size(data)
+        model = str((config.get("configurable") or {}).get("model") or self.default_model)
+        return data, score_prompt(data), [answer_text(label) for label in data.labels], model
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        args = self._score_args(value, config)
+        if args is not None and self.scorer is not None:
+            data, prompt, answers, model = args
+            try:
+                scored = await self.scorer.ascore(prompt, answers, 0, model, every_token=False)
+                return score_output(scored, data.labels)
+            except CannotScoreError:
+                if data.method == "score":
+                    raise
+                self._can_score = False
+        return await super()._ainvoke(value, run_manager, config)
+
+    def _invoke(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        args = self._score_args(value, config)
+        if args is not None and self.scorer is not None:
+            data, prompt, answers, model = args
+            try:
+                scored = self.scorer.score(prompt, answers, 0, model, every_token=False)
+                return score_output(scored, data.labels)
+            except CannotScoreError:
+                if data.method == "score":
+                    raise
+                self._can_score = False
+        return super()._invoke(value, run_manager, config)
+
+    def _prepare(self, data: ClassifyInput) -> Prepared:
+        self._check_size(data)
         labels = list(data.labels)
         method = choose_method(labels)
+        if data.method == "marker":
+            method = "marker"
+        elif data.method == "label" and method != "label":
+            msg = (
+                "method label needs labels that start with different bytes (at most "
+                "48 bytes each); use marker or score"
+            )
+            raise InvalidRequestError(msg)
         schema = answer_schema(answer_values(labels, method))
         return Prepared(
             messages=classify_messages(data, method),
@@ -250,12 +386,18 @@ class Classify(JsonAnswerChain):
 
 
 def build_chain(settings: Settings) -> Runnable[Any, Any]:
-    """The /classify chain: top_logprobs 20 and temperature 0 by default (configurable)."""
+    """The /classify chain: method score where the backend can score; for the other
+    methods top_logprobs 20 and temperature 0 by default (configurable)."""
     model = configurable_chat_model(
         settings,
         temperature=0.0,
         top_logprobs=TOP_LOGPROBS_MAX,
         max_tokens=min(MAX_TOKENS, settings.max_tokens_cap),
     )
-    chain = Classify(model=model, max_prompt_chars=settings.max_prompt_chars)
+    chain = Classify(
+        model=model,
+        max_prompt_chars=settings.max_prompt_chars,
+        scorer=TextScorer(settings),
+        default_model=settings.model_name,
+    )
     return chain.with_types(input_type=ClassifyInput, output_type=ClassifyOutput)

@@ -175,6 +175,11 @@ def score_answer(tokens: Sequence[TokenLogprob], labels: Sequence[str], method: 
     return Scores(answered=values.index(answer["answer"]), mass=mass)
 
 
+def argmax_label(probabilities: Sequence[float]) -> int:
+    """Index of the most probable label (ties: the first)."""
+    return max(range(len(probabilities)), key=lambda i: (probabilities[i], -i))
+
+
 def distribution_of(scores: Scores, labels: Sequence[str], method: Method) -> dict[str, Any]:
     """Renormalise the label mass and pick the argmax (ties: the answered label first)."""
     total = math.fsum(scores.mass)

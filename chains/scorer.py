@@ -154,20 +154,31 @@ class TextScorer:
         return self._sync
 
     @staticmethod
-    def _prompts(context: str, continuations: Sequence[str]) -> tuple[list[str], bool]:
-        """The prompts to send, and whether only their shared prefix may go unreported.
+    def _prompts(
+        context: str, continuations: Sequence[str], every_token: bool
+    ) -> tuple[list[str], bool]:
+        """The prompts to send, and whether their common token prefix may go unreported.
 
-        With a context, the context alone is sent first: then the common token prefix never
-        reaches into a continuation, so every continuation token is reported.
+        ``every_token``: with a context, the context alone is sent first, so that the common
+        prefix never reaches into a continuation and every continuation token is reported.
+        Without it, tokens that all continuations start with may come back without a logprob
+        (they are evaluated once, as part of the prefix: cheaper).
         """
+        if not every_token and len(continuations) > 1:
+            return [context + c for c in continuations], True
         if context:
             return [context, *(context + c for c in continuations)], True
         return list(continuations), False
 
     def _completion_args(
-        self, context: str, continuations: Sequence[str], top_k: int, model: str
+        self,
+        context: str,
+        continuations: Sequence[str],
+        top_k: int,
+        model: str,
+        every_token: bool,
     ) -> tuple[list[str], dict[str, Any]]:
-        prompts, only = self._prompts(context, continuations)
+        prompts, only = self._prompts(context, continuations, every_token)
         args = {
             "model": model,
             "prompt": prompts,
@@ -194,10 +205,20 @@ class TextScorer:
         return Scored(tokens, getattr(response, "model", None))
 
     async def ascore(
-        self, context: str, continuations: Sequence[str], top_k: int, model: str
+        self,
+        context: str,
+        continuations: Sequence[str],
+        top_k: int,
+        model: str,
+        *,
+        every_token: bool = True,
     ) -> Scored:
-        """Score each continuation after a prompt string (one completions request)."""
-        prompts, args = self._completion_args(context, continuations, top_k, model)
+        """Score each continuation after a prompt string (one completions request).
+
+        With ``every_token`` false, the tokens all continuations start with may have no
+        logprob (``None``): enough to compare the continuations, and cheaper.
+        """
+        prompts, args = self._completion_args(context, continuations, top_k, model, every_token)
         try:
             response = await self.async_client().completions.create(**args)
         except openai.APIStatusError as exc:
@@ -205,9 +226,17 @@ class TextScorer:
             raise
         return self._read(response, context, continuations, prompts)
 
-    def score(self, context: str, continuations: Sequence[str], top_k: int, model: str) -> Scored:
+    def score(
+        self,
+        context: str,
+        continuations: Sequence[str],
+        top_k: int,
+        model: str,
+        *,
+        every_token: bool = True,
+    ) -> Scored:
         """Blocking ``ascore``."""
-        prompts, args = self._completion_args(context, continuations, top_k, model)
+        prompts, args = self._completion_args(context, continuations, top_k, model, every_token)
         try:
             response = self.sync_client().completions.create(**args)
         except openai.APIStatusError as exc:
