@@ -2,21 +2,23 @@
 
 Each request gets a slot: a llama.cpp sequence id with a KV stream of its own (the context is
 made with ``n_seq_max`` = slots and ``kv_unified`` off). A step is one ``llama_decode`` holding
-the next token of every generating sequence plus, at most, one prompt chunk of a joining
-request; each row that wants logits is sampled by its own sampler chain (grammar included) and
-turned into logprobs from its own row (``llama_get_logits_ith``). A request joins at the next
-step; a finished or cancelled one frees its slot and KV at once. Waiting requests queue up to
-``max_queue``; beyond that ``submit`` raises ``ServerBusyError`` (503).
+the next token of every generating sequence, preceded (in a decode of its own) by at most one
+prompt chunk of a joining request. Each row that wants logits is sampled by its sequence's own
+sampler chain (grammar included) and turned into logprobs from its own row
+(``llama_get_logits_ith``). A request joins at the next step; a finished or cancelled one frees
+its slot and KV at once. Waiting requests queue up to ``max_queue``; beyond that ``submit``
+raises ``ServerBusyError`` (503).
 
 Numerics. On this CPU build a row's logits depend on the shape of the batch it was computed in
-(ggml's repacked Q4_K kernels take 4-row blocks through a GEMM and leftover rows through a
-GEMV, and flash attention tiles differently): the same request can get other numbers when
-other requests share its steps (measured up to ~1 nat at the far tail of the vocabulary, enough
-to flip a greedy token late in a long reply). ``deterministic=True`` gives every sequence
+(ggml's CPU matmuls pick kernels by batch shape; measured: 2 or 3 rows give the one-row
+numbers, 4 or more do not): the same request can get other numbers when other requests share
+its steps (up to ~1 nat at the far tail of the vocabulary, ~0.4 nats on a top-5 alternative,
+enough to flip a greedy token late in a long reply). ``deterministic=True`` gives every sequence
 decodes of its own (its prompt chunks, then one token per call), exactly the calls it gets when
 served alone, so results never depend on load; it gives up the batching speed-up and keeps the
-fair interleaving. Prompt chunks are aligned on absolute positions (``prefill_chunk``) in both
-modes, so a request served alone computes the same numbers in either mode.
+fair interleaving. In both modes prompt chunks are aligned on absolute positions
+(``prefill_chunk``) and decoded alone, so a prompt's KV never depends on load and a request
+served alone gets the same numbers in either mode.
 """
 
 from __future__ import annotations
@@ -239,10 +241,14 @@ class BatchScheduler:
                 decoding.append(_Row(job, job.pending, job.n_past, True))
             elif not prefill and job.n_past < len(job.prompt):
                 prefill = self._prompt_chunk(job)
+        # The prompt chunk goes first, in a decode of its own: the new request's first token
+        # comes out one chunk later (not one chunk plus a full step), and its prompt's KV is
+        # computed exactly as when it runs alone. The running streams wait about one step.
+        groups = [prefill] if prefill else []
         if self._deterministic:
-            groups = [[row] for row in decoding] + ([prefill] if prefill else [])
-        else:
-            groups = [decoding + prefill] if decoding or prefill else []
+            groups += [[row] for row in decoding]
+        elif decoding:
+            groups.append(decoding)
         for rows in groups:
             self._decode(rows)
 
