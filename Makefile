@@ -54,6 +54,7 @@ unit: install-dev
 
 bench: install-dev
 	$(PY) -m bench.bench_local
+	$(PY) -m bench.bench_batching
 	$(PY) -m bench.bench_classify
 
 clean:

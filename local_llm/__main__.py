@@ -7,6 +7,7 @@ import argparse
 import uvicorn
 
 from local_llm.api_router import create_local_app
+from local_llm.engine import LocalEngine
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -17,8 +18,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=None, help="GGUF path (default: bundled Gemma 3 270M)")
     parser.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens")
     parser.add_argument("--n-threads", type=int, default=None, help="threads (default: cores // 2)")
+    parser.add_argument("--parallel", type=int, default=8, help="requests decoded together")
+    parser.add_argument("--max-queue", type=int, default=32, help="requests that may wait")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="decode each request on its own"
+    )
     args = parser.parse_args(argv)
-    app = create_local_app(model_path=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads)
+    engine = LocalEngine(
+        args.model,
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        parallel=args.parallel,
+        max_queue=args.max_queue,
+        deterministic=args.deterministic,
+    )
+    app = create_local_app(engine)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
 
 
