@@ -8,7 +8,7 @@ context_length_exceeded), ``flaky:<code>:<n>`` (fails n times, then ok), ``garba
 (200 with a body that is not JSON), ``hang`` (never answers), ``drop`` (streams two
 chunks, then cuts the connection), ``slow`` (streams 500 tokens, one per 20 ms, and
 records in ``closed`` the time at which its client went away). ``hits`` counts
-requests per model.
+requests per model. ``/v1/completions`` cannot score (``completions`` counts its requests).
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ def _error(status: int, message: str, code: str | None = None, **headers: str) -
 def create_fake_upstream() -> FastAPI:
     app = FastAPI()
     app.state.hits = Counter()
+    app.state.completions = Counter()
     app.state.closed = []
 
     @app.get("/healthz")
@@ -103,6 +104,31 @@ def create_fake_upstream() -> FastAPI:
         }
         # allow_nan: a real backend bug we must survive (NaN is not JSON, Python reads it).
         return Response(json.dumps(completion, allow_nan=True), media_type="application/json")
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        # An upstream that cannot score: ``status:<code>`` fails, anything else answers like
+        # llama.cpp or Ollama do, with a completion and no echoed prompt logprobs.
+        body = await request.json()
+        model = str(body.get("model"))
+        app.state.completions[model] += 1
+        if model.startswith("status:"):
+            status = int(model.split(":")[1])
+            return _error(status, f"upstream refused completions ({status})")
+        prompts = body.get("prompt")
+        count = len(prompts) if isinstance(prompts, list) else 1
+        choices = [
+            {"index": i, "text": "Hello", "logprobs": None, "finish_reason": "length"}
+            for i in range(count)
+        ]
+        completion = {
+            "id": "cmpl-fake",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": choices,
+        }
+        return JSONResponse(completion)
 
     return app
 

@@ -52,7 +52,7 @@ def _check_classification(out: dict[str, Any], labels: list[str], method: str) -
 
 def test_classify_invoke(live_url: str):
     out = remote(live_url + "/classify").invoke(
-        {"text": "I absolutely loved this movie!", "labels": SENTIMENT}
+        {"text": "I absolutely loved this movie!", "labels": SENTIMENT, "method": "label"}
     )
     _check_classification(out, SENTIMENT, "label")
 
@@ -67,7 +67,7 @@ def test_classify_with_examples_follows_them(live_url: str):
     classify = remote(live_url + "/classify")
     outs = classify.batch(
         [
-            {"text": text, "labels": SENTIMENT, "examples": examples}
+            {"text": text, "labels": SENTIMENT, "examples": examples, "method": "label"}
             for text in ("What a wonderful, lovely day!", "Horrible. I hate it, a total waste.")
         ]
     )
@@ -79,7 +79,12 @@ def test_classify_with_examples_follows_them(live_url: str):
 def test_classify_labels_sharing_a_first_token(live_url: str):
     labels = ["apple", "apricot", "banana", "blueberry"]
     out = remote(live_url + "/classify").invoke(
-        {"text": "A small orange stone fruit.", "labels": labels, "instructions": "Pick a fruit."}
+        {
+            "text": "A small orange stone fruit.",
+            "labels": labels,
+            "instructions": "Pick a fruit.",
+            "method": "marker",
+        }
     )
     _check_classification(out, labels, "marker")
 
@@ -88,8 +93,12 @@ def test_classify_batch_of_two(live_url: str):
     classify = remote(live_url + "/classify")
     outs = classify.batch(
         [
-            {"text": "What a wonderful day!", "labels": SENTIMENT},
-            {"text": "The soup was cold.", "labels": ["food", "weather", "sport"]},
+            {"text": "What a wonderful day!", "labels": SENTIMENT, "method": "label"},
+            {
+                "text": "The soup was cold.",
+                "labels": ["food", "weather", "sport"],
+                "method": "label",
+            },
         ]
     )
     assert len(outs) == 2
@@ -99,7 +108,7 @@ def test_classify_batch_of_two(live_url: str):
 
 def test_classify_stream_gives_the_whole_output(live_url: str):
     classify = remote(live_url + "/classify")
-    value = {"text": "Terrible service, I want a refund.", "labels": SENTIMENT}
+    value = {"text": "Terrible service, I want a refund.", "labels": SENTIMENT, "method": "label"}
     events = list(classify.stream(value))
     assert len(events) == 1
     _check_classification(events[0], SENTIMENT, "label")

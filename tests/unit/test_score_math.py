@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from chains.score_math import label_scores, normalise, ranks, shared_token_count, totals
+from chains.score_math import (
+    continuation_tokens,
+    label_scores,
+    normalise,
+    ranks,
+    shared_token_count,
+    token_bytes_of,
+    totals,
+)
 
 
 def test_totals_of_a_continuation() -> None:
@@ -61,3 +69,32 @@ def test_label_scores_coverage_is_the_mass_held() -> None:
     out = label_scores([[b"yes"], [b"no"]], [[math.log(0.3)], [math.log(0.1)]])
     assert out.probabilities == pytest.approx([0.75, 0.25])
     assert out.coverage == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "prompt", "start", "expected"),
+    [
+        pytest.param([b"<bos>", b"Hi", b" there"], b"Hi there", 2, range(2, 3), id="after-bos"),
+        pytest.param([b"Q", b":", b" yes", b"!"], b"Q: yes", 2, range(2, 3), id="generated-tail"),
+        pytest.param([b"Q", b": y", b"es"], b"Q: yes", 3, range(1, 3), id="straddling-token"),
+        pytest.param(
+            [b"A", "☕".encode()[:2], "☕".encode()[2:]],
+            "A☕".encode(),
+            1,
+            range(1, 3),
+            id="split-character",
+        ),
+        pytest.param([b"A", b"B"], b"AB", 2, range(0), id="empty-continuation"),
+        pytest.param([b"Hello"], b"Bye", 0, None, id="not-echoed"),
+    ],
+)
+def test_continuation_tokens(
+    pieces: list[bytes], prompt: bytes, start: int, expected: range | None
+) -> None:
+    assert continuation_tokens(pieces, prompt, start) == expected
+
+
+def test_token_bytes_of_decodes_byte_escapes() -> None:
+    assert token_bytes_of("bytes:\\xe2\\x98") == b"\xe2\x98"
+    assert token_bytes_of(" café") == " café".encode()
+    assert token_bytes_of("bytes:") == b"bytes:"
