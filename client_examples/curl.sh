@@ -55,6 +55,15 @@ else
 fi
 
 echo
+echo "== POST /score/invoke (the probability of given continuations)"
+body=$(post /score/invoke '{"input": {"context": "The capital of France is", "continuations": [" Paris.", " Rome."]}}')
+if [ "$HAVE_JQ" = 1 ]; then
+  jq -r '.output.scores[] | "\(.continuation | tojson)  sum_logprob \(.sum_logprob)  probability \(.probability)  rank \(.rank)"' <<<"$body"
+else
+  echo "$body"
+fi
+
+echo
 echo "== POST /generate/stream (curl -N: each event as it arrives)"
 post /generate/stream "{\"input\": {\"prompt\": \"Write a word.\"}, \"config\": $CONFIG}" -N |
   if [ "$HAVE_JQ" = 1 ]; then

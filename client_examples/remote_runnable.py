@@ -145,12 +145,26 @@ def run_extract(url: str) -> None:
     print(f"  min_prob: {fmt_prob(out['min_prob']).strip()}")
 
 
+def run_score(url: str) -> None:
+    print("\n== /score invoke: which continuation does the model prefer?")
+    score: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/score")
+    out = score.invoke(
+        {"context": "The capital of France is", "continuations": [" Paris.", " Rome."]}
+    )
+    for s in out["scores"]:
+        print(
+            f"  {s['continuation']!r:<10} sum_logprob {s['sum_logprob']:8.3f}  "
+            f"probability {s['probability']:.3f}  rank {s['rank']}"
+        )
+
+
 def main() -> None:
     url = sys.argv[1].rstrip("/") if len(sys.argv) > 1 else "http://127.0.0.1:8000"
     run_generate(url)
     asyncio.run(run_async(url))
     run_classify(url)
     run_extract(url)
+    run_score(url)
 
 
 if __name__ == "__main__":
