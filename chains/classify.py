@@ -173,6 +173,12 @@ class ClassifyOutput(BaseModel):
         "(A, B...). Null with method label."
     )
     model: str | None = Field(description="The model that answered, as the upstream named it.")
+    constrained: bool = Field(
+        default=True,
+        description="True when the upstream decoded the answer under the schema (json_schema, "
+        "or json_object with a schema); false when it has no structured output and the "
+        "answer was only asked for in the prompt and validated afterwards.",
+    )
 
 
 def answer_schema(values: Sequence[str]) -> dict[str, Any]:
@@ -250,7 +256,11 @@ def classify_output(
     except ValueError as exc:
         msg = f"the model's answer is not one of the options ({exc})"
         raise UpstreamError(msg) from None
-    output = ClassifyOutput(**distribution_of(scores, labels, method), model=answer.model)
+    output = ClassifyOutput(
+        **distribution_of(scores, labels, method),
+        model=answer.model,
+        constrained=answer.constrained,
+    )
     return output.model_dump()
 
 

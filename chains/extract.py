@@ -78,6 +78,12 @@ class ExtractOutput(BaseModel):
         description="Lowest leaf prob: the field the model was least sure of; null if none known."
     )
     model: str | None = Field(description="The model that answered, as the upstream named it.")
+    constrained: bool = Field(
+        default=True,
+        description="True when the upstream decoded the answer under the schema (json_schema, "
+        "or json_object with a schema); false when it has no structured output and the "
+        "answer was only asked for in the prompt and validated afterwards.",
+    )
 
 
 def strict_compatible(schema: Any) -> bool:
@@ -162,7 +168,11 @@ def extract_output(message: BaseMessage, schema: dict[str, Any]) -> dict[str, An
     leaves = set(leaf_pointers(data))
     confidence = {pointer: c for pointer, c in confidence.items() if pointer in leaves}
     output = ExtractOutput(
-        data=data, confidence=confidence, min_prob=min_leaf_prob(confidence), model=answer.model
+        data=data,
+        confidence=confidence,
+        min_prob=min_leaf_prob(confidence),
+        model=answer.model,
+        constrained=answer.constrained,
     )
     return output.model_dump()
 

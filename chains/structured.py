@@ -2,8 +2,11 @@
 
 A chain here sends one request with ``response_format`` json_schema and turns the answer
 (its text, tokens and logprobs) into the route's output; streaming yields that output as
-one event. The answer's tokens are checked to spell its text byte for byte, so that
-confidences can be aligned by bytes.
+one event. The model wrapper (``chains.model``) sends that format in the upstream's own
+form, or not at all where it has none: the prompt asks for JSON anyway, the answer is
+validated, and ``constrained`` says whether a schema bound the decoding. The answer's
+tokens are checked to spell its text byte for byte, so that confidences can be aligned by
+bytes.
 """
 
 from __future__ import annotations
@@ -29,11 +32,13 @@ def response_format(name: str, schema: dict[str, Any], *, strict: bool) -> dict[
 
 
 class Answer(NamedTuple):
-    """A JSON answer as generated: its tokens, their joined bytes and the model's name."""
+    """A JSON answer as generated: its tokens, their joined bytes, the model's name and
+    whether the upstream decoded it under the schema."""
 
     tokens: list[TokenLogprob]
     raw: bytes
     model: str | None
+    constrained: bool = True
 
 
 def read_answer(message: BaseMessage) -> Answer:
@@ -56,7 +61,10 @@ def read_answer(message: BaseMessage) -> Answer:
     if raw != text.encode("utf-8"):
         msg = "the logprobs' tokens do not spell the model's answer"
         raise UpstreamError(msg)
-    return Answer(tokens, raw, metadata.get("model_name"))
+    # The wrapper's notes; a message from elsewhere (tests) is taken as constrained.
+    upstream = metadata.get("upstream") or {}
+    constrained = bool(upstream.get("constrained", True))
+    return Answer(tokens, raw, metadata.get("model_name"), constrained)
 
 
 class Prepared(NamedTuple):
