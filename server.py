@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.ready = False
     app.state.settings = settings
+    app.state.backend_url = embedded.base_url if embedded is not None else None
     install_error_handling(app, secrets)
     install_exposure(app, settings, exposure, metrics)
     if embedded is not None:
