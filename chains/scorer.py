@@ -27,6 +27,7 @@ import openai
 from chains.logprobs import TokenLogprob
 from chains.model import LOCAL_API_KEY
 from chains.score_math import continuation_tokens, token_bytes_of
+from langserve_logprobs.capabilities import Capabilities, acapabilities_for, capabilities_for
 from langserve_logprobs.errors import InvalidRequestError
 from langserve_logprobs.settings import Settings
 
@@ -143,6 +144,25 @@ class TextScorer:
             "max_retries": self.settings.max_retries,
         }
 
+    def _refuse(self, caps: Capabilities) -> None:
+        """Raise CannotScoreError for a known kind of upstream that cannot score (from the
+        capability table; llama-cpp-python answers the request with a bare 500)."""
+        if caps.kind != "generic" and not caps.can_score:
+            raise cannot_score(f"a {caps.kind} server")
+
+    def _caps_args(self) -> tuple[str, str, str | None]:
+        key = self.settings.openai_api_key
+        secret = key.get_secret_value() if key else None
+        return self.settings.upstream_base_url, self.settings.upstream_kind, secret
+
+    def check_can_score(self) -> None:
+        """CannotScoreError if the capability table says this upstream cannot score."""
+        self._refuse(capabilities_for(*self._caps_args()))
+
+    async def acheck_can_score(self) -> None:
+        """``check_can_score`` without blocking the event loop."""
+        self._refuse(await acapabilities_for(*self._caps_args()))
+
     def async_client(self) -> openai.AsyncOpenAI:
         if self._async is None:
             self._async = openai.AsyncOpenAI(**self._kwargs())
@@ -218,6 +238,7 @@ class TextScorer:
         With ``every_token`` false, the tokens all continuations start with may have no
         logprob (``None``): enough to compare the continuations, and cheaper.
         """
+        await self.acheck_can_score()
         prompts, args = self._completion_args(context, continuations, top_k, model, every_token)
         try:
             response = await self.async_client().completions.create(**args)
@@ -236,6 +257,7 @@ class TextScorer:
         every_token: bool = True,
     ) -> Scored:
         """Blocking ``ascore``."""
+        self.check_can_score()
         prompts, args = self._completion_args(context, continuations, top_k, model, every_token)
         try:
             response = self.sync_client().completions.create(**args)
@@ -260,6 +282,7 @@ class TextScorer:
         self, messages: Sequence[Message], continuations: Sequence[str], top_k: int, model: str
     ) -> Scored:
         """Score each continuation as the assistant's reply to ``messages``."""
+        await self.acheck_can_score()
         client = self.async_client()
 
         async def one(continuation: str) -> Any:
@@ -278,6 +301,7 @@ class TextScorer:
         self, messages: Sequence[Message], continuations: Sequence[str], top_k: int, model: str
     ) -> Scored:
         """Blocking ``ascore_chat``."""
+        self.check_can_score()
         client = self.sync_client()
         responses = []
         for continuation in continuations:
