@@ -56,6 +56,7 @@ bench: install-dev
 	$(PY) -m bench.bench_local
 	$(PY) -m bench.bench_batching
 	$(PY) -m bench.bench_classify
+	$(PY) -m bench.bench_load
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -17,8 +17,12 @@ else
   echo "(jq not found: printing raw JSON; install jq for tables)"
 fi
 
+# With LOGPROBS_API_KEYS set on the server: LOGPROBS_API_KEY=... bash curl.sh URL
+AUTH=()
+if [[ -n "${LOGPROBS_API_KEY:-}" ]]; then AUTH=(-H "Authorization: Bearer $LOGPROBS_API_KEY"); fi
 post() { # post PATH JSON [extra curl options]
-  curl -sS --fail-with-body "${@:3}" -X POST "$URL$1" -H 'Content-Type: application/json' -d "$2"
+  curl -sS --fail-with-body "${@:3}" "${AUTH[@]}" -X POST "$URL$1" \
+    -H 'Content-Type: application/json' -d "$2"
 }
 
 columns() { # align tab-separated columns when column(1) is there

@@ -12,12 +12,17 @@ from asyncio; then ``/classify`` and ``/extract``. It needs only the client pack
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections import Counter
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langserve import RemoteRunnable
+
+# With LOGPROBS_API_KEYS set on the server, every call sends a key (Authorization: Bearer).
+API_KEY = os.environ.get("LOGPROBS_API_KEY")
+HEADERS = {"Authorization": f"Bearer {API_KEY}"} if API_KEY else None
 
 CONFIG: RunnableConfig = {"configurable": {"max_tokens": 16, "temperature": 0, "top_logprobs": 3}}
 
@@ -70,7 +75,7 @@ def print_summary(out: dict[str, Any]) -> None:
 
 
 def run_generate(url: str) -> None:
-    generate: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/generate")
+    generate: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/generate", headers=HEADERS)
     question = {"prompt": "What is the capital of France? Answer in one sentence."}
 
     print("== /generate invoke")
@@ -98,7 +103,7 @@ def run_generate(url: str) -> None:
 
 
 async def run_async(url: str) -> None:
-    generate: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/generate")
+    generate: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/generate", headers=HEADERS)
     question = {"prompt": "Give one word that rhymes with cat."}
 
     print("\n== /generate astream (asyncio)")
@@ -116,7 +121,7 @@ async def run_async(url: str) -> None:
 
 def run_classify(url: str) -> None:
     print("\n== /classify invoke, with two solved examples (few-shot)")
-    classify: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/classify")
+    classify: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/classify", headers=HEADERS)
     text = "The battery died after two days and support never answered."
     examples = [
         {"text": "I loved it, fantastic!", "label": "positive"},
@@ -132,7 +137,7 @@ def run_classify(url: str) -> None:
 
 def run_extract(url: str) -> None:
     print("\n== /extract invoke")
-    extract: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/extract")
+    extract: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/extract", headers=HEADERS)
     schema = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
@@ -147,7 +152,7 @@ def run_extract(url: str) -> None:
 
 def run_score(url: str) -> None:
     print("\n== /score invoke: which continuation does the model prefer?")
-    score: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/score")
+    score: RemoteRunnable[Any, Any] = RemoteRunnable(url + "/score", headers=HEADERS)
     out = score.invoke(
         {"context": "The capital of France is", "continuations": [" Paris.", " Rome."]}
     )

@@ -16,6 +16,10 @@
 import { RemoteRunnable } from "@langchain/core/runnables/remote";
 
 const base = (process.argv[2] ?? "http://127.0.0.1:8000").replace(/\/+$/, "");
+// With LOGPROBS_API_KEYS set on the server, every call sends a key (RemoteRunnable's
+// documented options.headers).
+const key = process.env.LOGPROBS_API_KEY;
+const options = key ? { headers: { "X-API-Key": key } } : {};
 const config = { configurable: { max_tokens: 16, temperature: 0, top_logprobs: 3 } };
 
 const pct = (p) => (p === null || p === undefined ? "n/a" : `${(p * 100).toFixed(1)}%`);
@@ -44,7 +48,7 @@ function printSummary(out) {
   );
 }
 
-const generate = new RemoteRunnable({ url: `${base}/generate` });
+const generate = new RemoteRunnable({ url: `${base}/generate`, options });
 
 console.log("== invoke /generate");
 const out = await generate.invoke({ prompt: "Name three colours." }, config);
@@ -77,7 +81,7 @@ for await (const event of await generate.stream({ prompt: "Write a word." }, con
 printSummary(merged);
 
 console.log("\n== invoke /classify");
-const classify = new RemoteRunnable({ url: `${base}/classify` });
+const classify = new RemoteRunnable({ url: `${base}/classify`, options });
 const res = await classify.invoke({
   text: "The battery died after two days.",
   labels: ["positive", "negative", "neutral"],
@@ -88,7 +92,7 @@ for (const [label, prob] of Object.entries(res.distribution)) {
 }
 
 console.log("\n== invoke /extract");
-const extract = new RemoteRunnable({ url: `${base}/extract` });
+const extract = new RemoteRunnable({ url: `${base}/extract`, options });
 const found = await extract.invoke({
   text: "Ada Lovelace was 36 years old.",
   schema: {

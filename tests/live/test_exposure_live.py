@@ -4,7 +4,11 @@ requests and the tokens the model generated."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +24,7 @@ from tests.servers import free_port, run_server
 pytestmark = pytest.mark.live
 
 KEY = "live-key-0123456789abcdef"
+EXAMPLES = Path(__file__).resolve().parents[2] / "client_examples"
 HEADERS = {"Authorization": f"Bearer {KEY}"}
 CONFIG: RunnableConfig = {"configurable": {"max_tokens": 6, "temperature": 0}}
 
@@ -94,3 +99,31 @@ def test_the_private_port_takes_only_its_own_key(keyed_url: str, keyed_app: obje
     for headers in ({}, HEADERS, {"Authorization": "Bearer local-no-key"}):
         refused = httpx.get(base + "/models", headers=headers)
         assert refused.status_code == 401, headers
+
+
+@pytest.mark.timeout(400)
+def test_js_remote_runnable_sends_the_key(keyed_url: str, tmp_path: Path) -> None:
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        if os.environ.get("CI"):
+            pytest.fail("node/npm are not installed")
+        pytest.skip("node/npm are not installed")
+    for name in ("package.json", "package-lock.json", "generate.mjs"):
+        shutil.copy(EXAMPLES / "js" / name, tmp_path / name)
+    npm_ci = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
+    subprocess.run(npm_ci, cwd=tmp_path, check=True, capture_output=True, timeout=240)
+
+    def run_example(key: str | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "LOGPROBS_API_KEY"}
+        env.update({"LOGPROBS_API_KEY": key} if key else {})
+        cmd = [node, "generate.mjs", keyed_url]
+        return subprocess.run(
+            cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+
+    refused = run_example(None)
+    assert refused.returncode != 0 and "401" in refused.stderr + refused.stdout
+    done = run_example(KEY)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "== invoke /generate" in done.stdout and "%" in done.stdout
+    assert KEY not in done.stdout + done.stderr
