@@ -44,9 +44,12 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
 
+# The live peer tests start llama.cpp's llama-server: built once with the pinned flags and
+# cached by them (scripts/build_llama_server.sh prints its path; seconds when cached).
 test: install-dev lint
+	server=$$(PYTHON=$(PY) scripts/build_llama_server.sh $(LLAMA_FLAVOR)) && \
 	env -u LANGSMITH_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN_TRACING_V2 -u LANGCHAIN_API_KEY \
-		-u OPENAI_API_KEY -u OPENAI_BASE_URL \
+		-u OPENAI_API_KEY -u OPENAI_BASE_URL LLAMA_SERVER_BIN="$$server" \
 		$(PY) -m pytest
 
 unit: install-dev
