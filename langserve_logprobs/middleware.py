@@ -18,6 +18,9 @@ import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langserve_logprobs.errors import InvalidInputError, ServiceError, redact, to_service_error
@@ -178,6 +181,104 @@ class CancelOnDisconnect:
             tasks.start_soon(watch)
 
 
+_ENDPOINTS = ("/invoke", "/batch", "/stream", "/stream_log", "/stream_events")
+
+
+class EnvelopeCheck:
+    """Checks what LangServe leaves unchecked in a request body before it reads it.
+
+    LangServe accepts ``"config": null`` and then fails on it (a 500), and it takes a
+    ``/batch`` body's ``inputs`` as ``Any``: a string is iterated character by character
+    (each character an input), and an item that does not match the route's input schema
+    raises outside LangServe's own error translation, another 500. Here ``config`` must
+    not be null, ``inputs`` must be a list whose every item matches the route's input
+    schema (the one its OpenAPI schema publishes), and a ``config`` list needs one entry per
+    input; otherwise the answer is a 422 ``invalid_input`` naming the item and the field.
+    Bodies that are not JSON objects go on to LangServe unchanged; it rejects them itself.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._inputs: dict[str, TypeAdapter[Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope.get("method") != "POST"
+            or not scope.get("path", "").endswith(_ENDPOINTS)
+        ):
+            await self.app(scope, receive, send)
+            return
+        messages: list[Message] = []
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        errors = self._problems(scope, body)
+        if errors:
+            await _invalid_input(errors)(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    def _problems(self, scope: Scope, body: bytes) -> list[dict[str, Any]]:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return []  # LangServe answers malformed JSON itself
+        if not isinstance(payload, dict):
+            return []
+        if "config" in payload and payload["config"] is None:
+            return [_error(("config",), "must be an object (or leave it out), not null", "none")]
+        if not str(scope.get("path")).endswith("/batch") or "inputs" not in payload:
+            return []
+        inputs, config = payload["inputs"], payload.get("config")
+        if not isinstance(inputs, list):
+            kind = type(inputs).__name__
+            return [_error(("inputs",), f"must be a list of inputs, not {kind}", "list_type")]
+        if isinstance(config, list) and len(config) != len(inputs):
+            msg = f"has {len(config)} configs for {len(inputs)} inputs (one per input, or one dict)"
+            return [_error(("config",), msg, "config_count")]
+        adapter = self._adapter(scope)
+        if adapter is None:
+            return []
+        try:
+            adapter.validate_python(inputs)
+        except ValidationError as invalid:
+            return [
+                {**e, "loc": ("body", "inputs", *e.get("loc", ()))}
+                for e in invalid.errors(include_url=False, include_input=False)
+            ]
+        return []
+
+    def _adapter(self, scope: Scope) -> TypeAdapter[Any] | None:
+        """The type of ``inputs`` in the route's published batch request schema."""
+        for route in getattr(scope.get("app"), "routes", ()):
+            field = route.body_field if isinstance(route, APIRoute) else None
+            model = field.field_info.annotation if field is not None else None
+            if (
+                isinstance(model, type)
+                and issubclass(model, BaseModel)
+                and "inputs" in model.model_fields
+                and route.matches(scope)[0] == Match.FULL
+            ):
+                # Keyed by the route's path template: /c/{config_hash}/ paths are many.
+                if route.path not in self._inputs:
+                    inputs_type: Any = model.model_fields["inputs"].annotation
+                    self._inputs[route.path] = TypeAdapter(inputs_type)
+                return self._inputs[route.path]
+        return None
+
+
+def _error(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": ("body", *loc), "msg": msg, "type": kind}
+
+
 def _problem(error: Any) -> str:
     if not isinstance(error, dict):
         return str(error)
@@ -185,10 +286,8 @@ def _problem(error: Any) -> str:
     return f"{loc or 'body'}: {error.get('msg', 'invalid')}"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    # FastAPI's default echoes the offending input, which may be inf/NaN (not JSON)
-    # or a huge prompt: name the field and the problem only.
-    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+def _invalid_input(errors: Sequence[Any]) -> JSONResponse:
+    """The 422 ``invalid_input`` answer: problems named by field, never the input itself."""
     problems = [_problem(e) for e in errors]
     detail = [
         {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
@@ -200,12 +299,20 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": error.to_dict(), "detail": detail}, status_code=error.status_code)
 
 
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's default echoes the offending input, which may be inf/NaN (not JSON)
+    # or a huge prompt: name the field and the problem only.
+    return _invalid_input(exc.errors() if isinstance(exc, RequestValidationError) else [])
+
+
 def install_error_handling(app: FastAPI, secrets: Sequence[str] = ()) -> None:
     """Typed errors for ``app``: the middleware, and a JSON-safe 422 handler.
 
     Work is also cancelled when a client disconnects (``CancelOnDisconnect``, inside the
-    error middleware).
+    error middleware), and request envelopes are checked where LangServe does not
+    (``EnvelopeCheck``, innermost).
     """
+    app.add_middleware(EnvelopeCheck)
     app.add_middleware(CancelOnDisconnect)
     app.add_middleware(ErrorMiddleware, secrets=secrets)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -13,7 +13,7 @@ normal output.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import get_config_list
@@ -129,9 +129,12 @@ def wrap_route(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> RouteR
     output = chain.OutputType
     name = getattr(output, "__name__", "Output")
     # LangServe only validates BaseModel output types correctly: wrap the union in one.
+    # ItemError first, left to right: LangChain's message union (the /chat output) raises
+    # TypeError, not a validation error, on a dict without "type", such as an ItemError.
+    either = Annotated[ItemError | output, Field(union_mode="left_to_right")]  # type: ignore[valid-type]
     output_model = type(
         f"{name}OrError",
-        (RootModel[output | ItemError],),  # type: ignore[valid-type]
+        (RootModel[either],),
         {"__doc__": f"{name}, or ItemError for a failed item of a batch."},
     )
     return RouteRunnable(

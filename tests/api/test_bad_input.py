@@ -130,3 +130,59 @@ def test_server_stays_up(client: TestClient):
     client.post("/generate/invoke", content=b"\xff", headers=JSON)
     client.post("/generate/invoke", json=body(top_logprobs=50))
     assert client.get("/healthz").json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("path", "payload", "needle"),
+    [
+        pytest.param("/generate/batch", {"inputs": "nope"}, "inputs: must be a list", id="str"),
+        pytest.param("/generate/batch", {"inputs": {"prompt": "a"}}, "not dict", id="dict"),
+        pytest.param("/chat/batch", {"inputs": "hi"}, "inputs: must be a list", id="chat-str"),
+        pytest.param("/generate/batch", {"inputs": [{"prompt": "a"}, 1]}, "inputs.1", id="item"),
+        pytest.param(
+            "/generate/batch", {"inputs": [{"system": "x"}]}, "inputs.0.prompt", id="no-prompt"
+        ),
+        pytest.param(
+            "/classify/batch",
+            {"inputs": [{"text": "x", "labels": "ab"}]},
+            "inputs.0.labels",
+            id="classify-labels",
+        ),
+        pytest.param(
+            "/generate/batch",
+            {"inputs": [{"prompt": "a"}], "config": [{}, {}]},
+            "2 configs for 1 inputs",
+            id="config-count",
+        ),
+        pytest.param(
+            "/generate/invoke", {"input": {"prompt": "a"}, "config": None}, "config", id="null"
+        ),
+        pytest.param(
+            "/chat/stream", {"input": "hi", "config": None}, "config", id="stream-null-config"
+        ),
+        pytest.param(
+            "/score/batch", {"inputs": [{"continuations": []}]}, "continuations", id="score"
+        ),
+    ],
+)
+def test_malformed_envelope_is_422(client: TestClient, path: str, payload: Any, needle: str):
+    """LangServe leaves these to fail as 500s (issue #8 part 5, found from outside)."""
+    response = client.post(path, json=payload)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_input"
+    assert needle in error["message"]
+
+
+def test_chat_batch_item_error_stays_in_place(client: TestClient):
+    # LangChain's message union raised TypeError (a 500) on the ItemError of a failed item.
+    payload = {
+        "inputs": ["hi", [{"content": "no role"}]],
+        "config": {"configurable": {"model": "ok"}},
+    }
+    response = client.post("/chat/batch", json=payload)
+    assert response.status_code == 200, response.text
+    good, bad = response.json()["output"]
+    assert good["content"] == "Hello there friend! Bye"
+    assert bad["error"]["status_code"] == 400
+    assert "role" in bad["error"]["message"]
