@@ -19,6 +19,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,9 @@ TOKENS: list[dict[str, Any]] = [
     {"token": "!", "logprob": math.nan, "top": [("!", math.nan), (".", -1.0)]},
     {"token": " Bye", "logprob": -0.7, "top": [(" Bye", -0.7), (" See", -1.2)]},
 ]
+
+
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def _entry(item: dict[str, Any]) -> dict[str, Any]:
@@ -82,6 +86,11 @@ def create_fake_upstream() -> FastAPI:
             return PlainTextResponse("this is not json{", media_type="application/json")
         elif model == "hang":
             await asyncio.sleep(60)
+        if model.startswith("recorded:"):
+            recorded = json.loads((DATA / model.split(":", 1)[1]).read_text(encoding="utf-8"))
+            if body.get("stream"):
+                return StreamingResponse(_replay(recorded), media_type="text/event-stream")
+            return JSONResponse(recorded)
         if model == "slow" and body.get("stream"):
             return StreamingResponse(_slow_stream(app.state.closed), media_type="text/event-stream")
         if body.get("stream"):
@@ -169,3 +178,19 @@ async def _slow_stream(closed: list[float]) -> AsyncIterator[bytes]:
         yield b"data: [DONE]\n\n"
     finally:
         closed.append(time.monotonic())
+
+
+async def _replay(recorded: dict[str, Any]) -> AsyncIterator[bytes]:
+    """A recorded completion as its stream: a chunk per token, then finish, then usage."""
+    base = {k: recorded[k] for k in ("id", "created", "model")}
+    base["object"] = "chat.completion.chunk"
+    choice = recorded["choices"][0]
+    for item in choice["logprobs"]["content"]:
+        delta = {"index": 0, "delta": {"content": item["token"]}, "finish_reason": None}
+        chunk = {**base, "choices": [{**delta, "logprobs": {"content": [item]}}]}
+        yield f"data: {json.dumps(chunk)}\n\n".encode()
+    last = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": choice["finish_reason"]}
+    yield f"data: {json.dumps({**base, 'choices': [last]})}\n\n".encode()
+    usage = {**base, "choices": [], "usage": recorded["usage"]}
+    yield f"data: {json.dumps(usage)}\n\n".encode()
+    yield b"data: [DONE]\n\n"
