@@ -171,6 +171,9 @@ class LocalEngine:
             params.n_batch = params.n_ubatch = self._parallel + PREFILL_CHUNK
             params.n_seq_max = self._parallel
             params.kv_unified = False  # a KV stream per slot: no sequence sees another's cells
+            # Sliding-window layers keep only their window per slot: 552 MB instead of 943 MB
+            # at 8 x 4096 tokens, same numbers and speed (measured).
+            params.swa_full = False
             params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
             params.n_threads = params.n_threads_batch = self._n_threads
             params.no_perf = True
@@ -343,4 +346,5 @@ class LocalEngine:
         params.n_ctx = self._n_ctx
         params.n_seq_max = 1
         params.n_batch = params.n_ubatch = _SCORING_BATCH
+        params.swa_full = True  # the scorer copies and trims sequences' KV
         return self._model.model, params
