@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from local_llm import create_local_app
 from local_llm.engine_api import Emit, Finished, GenerationEvent, SamplingParams, TextDelta
+from local_llm.errors import ServerBusyError
 from local_llm.protocol import ChatCompletionTokenLogprob, GenerationRecord
 
 CHAT = "/v1/chat/completions"
@@ -314,3 +315,31 @@ def test_engine_failure_is_openai_500_without_details() -> None:
             events = [line for line in stream.iter_lines() if line]
         assert json.loads(events[-1].removeprefix("data: "))["error"]["type"] == "server_error"
         assert "secret" not in "".join(events)
+
+
+class BusyEngine(FakeEngine):
+    """Every slot and waiting place is taken."""
+
+    def submit(
+        self,
+        request_id: str,
+        prompt_tokens: list[int],
+        params: SamplingParams,
+        cancel: Any,
+        emit: Emit,
+    ) -> None:
+        raise ServerBusyError("The local model is busy: retry in a moment.", retry_after=1)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["invoke", "stream"])
+def test_full_queue_is_503_with_retry_after_before_any_header(stream: bool) -> None:
+    with TestClient(create_local_app(BusyEngine())) as busy:
+        reply = busy.post(CHAT, json=_body(stream=stream))
+    assert reply.status_code == 503
+    assert reply.headers["retry-after"] == "1"
+    assert reply.json()["error"] == {
+        "message": "The local model is busy: retry in a moment.",
+        "type": "server_error",
+        "param": None,
+        "code": "server_busy",
+    }
