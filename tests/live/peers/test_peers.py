@@ -69,6 +69,9 @@ def check_chat(message: dict[str, Any], kind: str) -> None:
     metadata = message["response_metadata"]
     tokens = metadata["logprobs"]["content"]
     check_tokens(tokens, metadata["finish_reason"])
+    # Raw probabilities on every backend here: at temperature 0 a post-sampling
+    # probability would be 1 for every token.
+    assert any(t["logprob"] < -1e-3 for t in tokens)
     assert metadata["upstream"]["kind"] == kind
     if kind == "llama-cpp-python":  # it sends bytes null: rebuilt, and counted
         assert metadata["upstream"]["bytes_rebuilt"] > 0
