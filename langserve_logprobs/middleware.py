@@ -231,6 +231,11 @@ class EnvelopeCheck:
             payload = json.loads(body)
         except ValueError:
             return []  # LangServe answers malformed JSON itself
+        except RecursionError:
+            return [_error((), "is nested too deeply", "too_deep")]
+        if (where := _huge_integer(payload)) is not None:
+            # LangServe's stream events echo the input through orjson, which fails on them.
+            return [_error(where, "integers must fit in 64 bits", "int_too_big")]
         if not isinstance(payload, dict):
             return []
         if "config" in payload and payload["config"] is None:
@@ -275,7 +280,21 @@ class EnvelopeCheck:
         return None
 
 
-def _error(loc: tuple[str, ...], msg: str, kind: str) -> dict[str, Any]:
+def _huge_integer(value: Any) -> tuple[str | int, ...] | None:
+    """Where the first integer outside the signed 64-bit range is, if any."""
+    stack: list[tuple[tuple[str | int, ...], Any]] = [((), value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, int) and not -(2**63) <= item < 2**64:
+            return where
+        if isinstance(item, dict):
+            stack.extend(((*where, key), inner) for key, inner in item.items())
+        elif isinstance(item, list):
+            stack.extend(((*where, i), inner) for i, inner in enumerate(item))
+    return None
+
+
+def _error(loc: tuple[str | int, ...], msg: str, kind: str) -> dict[str, Any]:
     return {"loc": ("body", *loc), "msg": msg, "type": kind}
 
 

@@ -163,6 +163,18 @@ def test_server_stays_up(client: TestClient):
         pytest.param(
             "/score/batch", {"inputs": [{"continuations": []}]}, "continuations", id="score"
         ),
+        pytest.param(
+            "/extract/stream_events",
+            {"input": {"text": "x", "schema": {"type": "object", "maximum": 2**64}}},
+            "input.schema.maximum: integers must fit in 64 bits",
+            id="integer-over-64-bits",
+        ),
+        pytest.param(
+            "/generate/stream_log",
+            {"input": {"prompt": "a"}, "config": {"metadata": {"n": -(2**63) - 1}}},
+            "config.metadata.n",
+            id="integer-under-64-bits",
+        ),
     ],
 )
 def test_malformed_envelope_is_422(client: TestClient, path: str, payload: Any, needle: str):
@@ -186,3 +198,10 @@ def test_chat_batch_item_error_stays_in_place(client: TestClient):
     assert good["content"] == "Hello there friend! Bye"
     assert bad["error"]["status_code"] == 400
     assert "role" in bad["error"]["message"]
+
+
+def test_deeply_nested_body_is_422(client: TestClient):
+    content = b'{"input": {"prompt": "a"}, "kwargs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = client.post("/generate/invoke", content=content, headers=JSON)
+    assert response.status_code == 422
+    assert "nested too deeply" in response.json()["error"]["message"]
