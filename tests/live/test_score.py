@@ -15,6 +15,10 @@ SENTIMENT = ["positive", "negative"]
 REVIVED = {"text", "messages", "page_content"}
 
 
+def _remote(url: str) -> RemoteRunnable[Any, Any]:
+    return RemoteRunnable(url)
+
+
 def _keys(value: Any) -> set[str]:
     """Every dict key at any depth."""
     if isinstance(value, dict):
@@ -48,7 +52,7 @@ def _check_scores(out: dict[str, Any], continuations: list[str]) -> None:
 
 def test_score_invoke_prefers_the_likely_continuation(live_url: str) -> None:
     continuations = [" Paris.", " a banana.", " 🐉☕"]
-    out = RemoteRunnable(live_url + "/score").invoke(
+    out = _remote(live_url + "/score").invoke(
         {"context": "The capital of France is", "continuations": continuations}
     )
     _check_scores(out, continuations)
@@ -59,7 +63,7 @@ def test_score_invoke_prefers_the_likely_continuation(live_url: str) -> None:
 
 def test_perplexity_of_a_text_equals_the_echoed_logprobs(live_url: str) -> None:
     text = "The cat sat on the mat. Café ☕"
-    out = RemoteRunnable(live_url + "/score").invoke(
+    out = _remote(live_url + "/score").invoke(
         {"continuations": [text]}, {"configurable": {"top_logprobs": 0}}
     )
     _check_scores(out, [text])
@@ -72,7 +76,7 @@ def test_perplexity_of_a_text_equals_the_echoed_logprobs(live_url: str) -> None:
 
 
 def test_score_batch_and_stream(live_url: str) -> None:
-    score = RemoteRunnable(live_url + "/score")
+    score = _remote(live_url + "/score")
     inputs = [
         {"context": "2 + 2 =", "continuations": [" 4", " 5"]},
         {"context": "", "continuations": ["Hello world."]},
@@ -100,13 +104,13 @@ def test_score_chat_context_over_plain_http(live_url: str) -> None:
 
 
 def test_score_bad_input_is_a_4xx(live_url: str) -> None:
-    body = {"input": {"continuations": []}}
+    body: dict[str, Any] = {"input": {"continuations": []}}
     reply = httpx.post(f"{live_url}/score/invoke", json=body, timeout=30)
     assert reply.status_code == 422
 
 
 def test_classify_defaults_to_score(live_url: str) -> None:
-    classify = RemoteRunnable(live_url + "/classify")
+    classify = _remote(live_url + "/classify")
     outs = classify.batch(
         [
             {"text": "What a wonderful, lovely day!", "labels": SENTIMENT},
@@ -129,9 +133,9 @@ def test_classify_score_matches_score_route(live_url: str) -> None:
     from chains.classify import ClassifyInput, answer_text, score_prompt
 
     data = {"text": "It broke after one day.", "labels": SENTIMENT, "method": "score"}
-    out = RemoteRunnable(live_url + "/classify").invoke(data)
+    out = _remote(live_url + "/classify").invoke(data)
     answers = [answer_text(label) for label in SENTIMENT]
-    scored = RemoteRunnable(live_url + "/score").invoke(
+    scored = _remote(live_url + "/score").invoke(
         {"context": score_prompt(ClassifyInput(**data)), "continuations": answers},
         {"configurable": {"top_logprobs": 0}},
     )
