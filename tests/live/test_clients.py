@@ -106,12 +106,15 @@ const extracted = await extract.invoke({
     required: ["name", "age"],
   },
 });
+const score = new RemoteRunnable({ url: `${base}/score` });
+const scored = await score.invoke({ context: "The sky is", continuations: [" blue", " green"] });
 console.log(JSON.stringify({
   invoke: report(invoked),
   batch: report(batched),
   stream: report(events),
   classify: report(classified),
   extract: report(extracted),
+  score: report(scored),
 }));
 """
 
@@ -172,7 +175,7 @@ def test_js_plain_calls_keep_every_field(live_url: str, js_dir: Path) -> None:
     assert node
     (js_dir / "plain_calls.mjs").write_text(JS_PLAIN_CALLS)
     got = json.loads(run([node, "plain_calls.mjs", live_url], timeout=120, cwd=js_dir))
-    for call in ("invoke", "batch", "stream", "classify", "extract"):
+    for call in ("invoke", "batch", "stream", "classify", "extract", "score"):
         assert got[call]["revived"] == [], (call, got[call]["revived"])
 
     invoked = got["invoke"]["value"]
@@ -193,3 +196,6 @@ def test_js_plain_calls_keep_every_field(live_url: str, js_dir: Path) -> None:
     extracted = got["extract"]["value"]
     assert set(extracted["data"]) == {"name", "age"}
     assert set(extracted["confidence"]) == {"/name", "/age"}
+    scores = got["score"]["value"]["scores"]
+    assert [s["continuation"] for s in scores] == [" blue", " green"]
+    assert all(s["tokens"] and s["tokens"][0]["logprob"] is not None for s in scores)
