@@ -10,20 +10,32 @@ dropped) and cut at ``max_tokens`` if the upstream runs past it. The last chunk 
 ``response_metadata["upstream"]``: the kind, whether the answer was ``constrained`` by a
 schema, how many ``bytes_rebuilt``, a ``top_logprobs_clamped_to``, ``length_cut``.
 ``use_responses_api`` stays off: that path drops logprobs.
+
+Every call streams from the upstream, read as plain dicts (``chains.upstream_stream``), so
+the length guard works whatever the upstream does. ``ainvoke`` merges those dicts into
+one message (no chunk objects, no per-token callbacks) that equals the merged stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Annotated, Any
 
 import openai
-from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import agenerate_from_stream
+from langchain_core.messages import AIMessageChunk, BaseMessage, message_chunk_to_message
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import ConfigurableField, Runnable
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models.base import (
+    _handle_openai_api_error,
+    _handle_openai_bad_request,
+)
 from pydantic import Field, SecretStr
 
+from chains.upstream_stream import merge_chunks, raw_chunks
 from langserve_logprobs.capabilities import (
     Capabilities,
     acapabilities_for,
@@ -52,9 +64,22 @@ class _Reading:
     def admit(self, chunk: ChatGenerationChunk) -> bool:
         """Fix ``chunk`` in place; False if it runs past the limit (withhold it, stop)."""
         info = chunk.generation_info or {}
-        content = (info.get("logprobs") or {}).get("content") or []
+        return self.admit_tokens((info.get("logprobs") or {}).get("content"), chunk.text)
+
+    def admit_raw(self, raw: dict[str, Any]) -> bool:
+        """``admit`` for an upstream chunk as it came (a dict)."""
+        choices = raw.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") or {}
+        return self.admit_tokens(
+            (choice.get("logprobs") or {}).get("content"), delta.get("content")
+        )
+
+    def admit_tokens(self, content: list[dict[str, Any]] | None, text: Any) -> bool:
+        """Count (and fix in place) one chunk's tokens; False past the limit."""
+        content = content or []
         self.notes["bytes_rebuilt"] += adapt_logprobs(content, self.top_n)
-        self.tokens += len(content) if content else int(bool(chunk.text))
+        self.tokens += len(content) if content else int(bool(text))
         return self.limit is None or self.tokens <= self.limit
 
     def reached(self) -> bool:
@@ -121,11 +146,116 @@ class UpstreamChatOpenAI(ChatOpenAI):
         if seen:  # an empty stream stays empty: "no generations" is the upstream's error
             yield reading.last(cut)
 
+    def _stream_payload(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The streaming request body as langchain-openai builds it; None where only its own
+        reader will do (structured output helpers, response headers, the LangSmith gateway)."""
+        kwargs = {**kwargs, "stream": True}
+        if self._should_stream_usage(kwargs.pop("stream_usage", None), **kwargs):
+            kwargs["stream_options"] = {"include_usage": True}
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)
+        plain = not (self.include_response_headers or self._uses_gateway)
+        return payload if plain and "response_format" not in payload else None
+
+    async def _raw(self, payload: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+        """The upstream's chunks as dicts, its errors as langchain-openai raises them."""
+        try:
+            async for raw in raw_chunks(self.async_client, payload, self.stream_chunk_timeout):
+                yield raw
+        except openai.BadRequestError as e:
+            _handle_openai_bad_request(e)
+        except openai.APIError as e:
+            _handle_openai_api_error(e)
+
+    async def _achunks(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        **kwargs: Any,
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """What langchain-openai's ``_astream`` yields, without its per-chunk SDK models."""
+        payload = self._stream_payload(messages, stop, kwargs)
+        if payload is None:
+            async for whole in super()._astream(messages, stop, run_manager, **kwargs):
+                yield whole
+            return
+        chunk_class: type[AIMessageChunk] = AIMessageChunk
+        async for raw in self._raw(payload):
+            chunk = self._convert_chunk_to_generation_chunk(raw, chunk_class, {})
+            if chunk is None:
+                continue
+            chunk_class = chunk.message.__class__  # type: ignore[assignment]
+            if run_manager:
+                logprobs = (chunk.generation_info or {}).get("logprobs")
+                await run_manager.on_llm_new_token(chunk.text, chunk=chunk, logprobs=logprobs)
+            yield chunk
+
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: Any = None,
+        **kwargs: Any,
+    ) -> bool:
+        # ainvoke goes to _agenerate (which streams the upstream itself) unless someone
+        # listens to the tokens (astream_events, a streaming callback handler).
+        if async_api and not kwargs.get("stream"):
+            handlers = run_manager.handlers if run_manager else []
+            if not any(isinstance(h, _StreamingCallbackHandler) for h in handlers):
+                return False
+        return bool(super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs))
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """The merged stream, read as dicts: the same message as ``astream`` summed."""
+        reading = self._reading(await self._acaps(), kwargs)
+        payload = self._stream_payload(messages, stop, kwargs)
+        if payload is None:
+            return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
+        raws: list[dict[str, Any]] = []
+        cut = False
+        stream = self._raw(payload)
+        try:
+            async for raw in stream:
+                if not reading.admit_raw(raw):
+                    cut = True
+                    break
+                raws.append(raw)
+                if reading.reached():
+                    cut = True
+                    break
+        finally:
+            await stream.aclose()
+        if not raws:
+            return await agenerate_from_stream(_no_chunks())  # its "no generations" error
+        merged = merge_chunks(raws)
+        parts = [merged] if merged is not None else raws
+        chunks = [self._convert_chunk_to_generation_chunk(r, AIMessageChunk, {}) for r in parts]
+        total = reading.last(cut)
+        for chunk in reversed(chunks):
+            if chunk is not None:
+                total = chunk + total
+        message = message_chunk_to_message(total.message)
+        return ChatResult(
+            generations=[ChatGeneration(message=message, generation_info=total.generation_info)]
+        )
+
     async def _astream(
-        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         reading = self._reading(await self._acaps(), kwargs)
-        stream = super()._astream(messages, *args, **kwargs)
+        stream = self._achunks(messages, stop, run_manager, **kwargs)
         cut = seen = False
         try:
             async for chunk in stream:
@@ -138,9 +268,14 @@ class UpstreamChatOpenAI(ChatOpenAI):
                     cut = True
                     break
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         if seen:  # an empty stream stays empty: "no generations" is the upstream's error
             yield reading.last(cut)
+
+
+async def _no_chunks() -> AsyncIterator[ChatGenerationChunk]:
+    return
+    yield
 
 
 def chat_model(settings: Settings, **overrides: Any) -> ChatOpenAI:
