@@ -18,7 +18,7 @@ from langserve import add_routes
 def create_stock_app(upstream: str, model: str = "zero-upstream") -> FastAPI:
     """The baseline app: ``ChatOpenAI(...).bind(logprobs=True, top_logprobs=5)`` at /chat."""
     app = FastAPI(title="stock langserve")
-    chat = ChatOpenAI(base_url=upstream, api_key="x", model=model)  # type: ignore[arg-type]
+    chat = ChatOpenAI(base_url=upstream, api_key="x", model=model)
     add_routes(app, chat.bind(logprobs=True, top_logprobs=5), path="/chat")
 
     @app.get("/healthz")

@@ -21,6 +21,23 @@ from pydantic import BaseModel, Field, RootModel, model_validator
 
 from langserve_logprobs.errors import InvalidRequestError, ItemError, to_service_error, validated
 
+# bound chain's id -> (the chain, its configurable ids, its config schema). The chain is
+# kept so that its id is never reused; routes are few and live as long as the app.
+_CONFIG_CHECKS: dict[int, tuple[Runnable[Any, Any], frozenset[str], type[BaseModel]]] = {}
+
+
+def _config_check(bound: Runnable[Any, Any]) -> tuple[frozenset[str], type[BaseModel]]:
+    """The configurable ids of ``bound`` and the schema their values are checked against."""
+    entry = _CONFIG_CHECKS.get(id(bound))
+    if entry is None or entry[0] is not bound:
+        known = frozenset(spec.id for spec in bound.config_specs)
+        entry = _CONFIG_CHECKS[id(bound)] = (
+            bound,
+            known,
+            bound.config_schema(include=["configurable"]),
+        )
+    return entry[1], entry[2]
+
 
 class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
     """Delegates to ``bound`` once the call's config is checked; batches fail per item.
@@ -36,15 +53,18 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
 
     @model_validator(mode="after")
     def _build_config_model(self) -> RouteRunnable:
-        # Once per route object (copies made by with_config build their own).
+        # Once per chain: LangServe copies the route (with_config) for every request, and
+        # building the schema is a pydantic model class each time.
         if self.config_model is None:
-            self.config_model = self.bound.config_schema(include=["configurable"])
+            self.config_model = _config_check(self.bound)[1]
         return self
 
     def check_config(self, config: RunnableConfig | None) -> None:
         """Raise InvalidRequestError when a configurable value is out of its range."""
         configurable = (config or {}).get("configurable") or {}
-        known = {spec.id for spec in self.bound.config_specs}
+        if not configurable:
+            return
+        known = _config_check(self.bound)[0]
         values = {k: v for k, v in configurable.items() if k in known}
         if values and self.config_model is not None:
             validated(self.config_model, {"configurable": values}, "config")
