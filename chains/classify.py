@@ -48,12 +48,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig
-from pydantic import BaseModel, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from chains.label_scores import (
     MARKERS,
@@ -106,7 +113,11 @@ class ClassifyInput(BaseModel):
         description=f"Optional solved examples (up to {MAX_EXAMPLES}), sent first as earlier "
         "turns: few-shot classification. Each label must be one of labels.",
     )
-    method: ClassifyMethod | None = Field(
+    # Plain enum in the JSON Schema: LangServe's playground cannot render a null branch.
+    method: Annotated[
+        ClassifyMethod | None,
+        WithJsonSchema({"type": "string", "enum": list(get_args(ClassifyMethod))}),
+    ] = Field(
         default=None,
         description="score (exact label probabilities; needs a backend that can score given "
         "text), label or marker (read from the generated answer's top_logprobs). Default: "

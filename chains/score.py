@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 from chains.logprobs import TokenLogprob
 from chains.model import configurable_fields
@@ -53,11 +53,13 @@ class ScoreMessage(BaseModel):
 class ScoreInput(BaseModel):
     """A context and the continuations to score after it."""
 
-    context: str | list[ScoreMessage] = Field(
+    # Published as a string: LangServe's playground crashes on this union (``t.map is not a
+    # function``); the list of messages is still accepted and documented.
+    context: Annotated[str | list[ScoreMessage], WithJsonSchema({"type": "string"})] = Field(
         default="",
         description="A prompt string (empty: score the continuation alone, e.g. a text's "
-        "perplexity), or chat messages (each continuation is then scored as the assistant's "
-        "reply).",
+        "perplexity), or a list of chat messages {role: system|user|assistant, content} "
+        "(each continuation is then scored as the assistant's reply).",
     )
     continuations: list[str] = Field(
         min_length=1,

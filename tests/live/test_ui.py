@@ -351,7 +351,8 @@ def test_ui_classify_tab_with_examples(live_url: str, page: Page) -> None:
     until = "['done', 'error'].includes(document.getElementById('classify-result').dataset.state)"
     page.goto(url, until=until, timeout=50)
     assert page.evaluate("document.getElementById('classify-result').dataset.state") == "done"
-    assert page.evaluate("document.getElementById('cls-method').textContent") == "label"
+    # The default method where the backend can score: exact label probabilities.
+    assert page.evaluate("document.getElementById('cls-method').textContent") == "score"
     # Zero-shot the 270M model says "positive" to everything; the examples turn it around.
     assert page.evaluate("document.getElementById('cls-label').textContent") == "negative"
 
@@ -365,7 +366,7 @@ def test_ui_classify_rejects_a_malformed_example(live_url: str, page: Page) -> N
     assert 'example 1: write it as "label: text"' in message
 
 
-PLAYGROUNDS = ["/generate", "/chat", "/classify", "/extract"]
+PLAYGROUNDS = ["/generate", "/chat", "/classify", "/extract", "/score"]
 ROOT_LAID_OUT = (
     "document.querySelector('#root') && document.querySelector('#root').innerText.length > 0"
 )
