@@ -60,6 +60,7 @@ bench: install-dev
 	$(PY) -m bench.bench_batching
 	$(PY) -m bench.bench_classify
 	$(PY) -m bench.bench_load
+	$(PY) -m bench.bench_service
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

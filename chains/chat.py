@@ -65,7 +65,14 @@ def check_messages(value: Any, max_chars: int) -> list[BaseMessage]:
 def build_chain(settings: Settings) -> Runnable[Any, Any]:
     """The configurable chat model (temperature, max_tokens, top_logprobs, model)."""
     model = configurable_chat_model(settings)
+
+    def check(value: Any) -> list[BaseMessage]:
+        return check_messages(value, settings.max_prompt_chars)
+
+    async def acheck(value: Any) -> list[BaseMessage]:
+        return check(value)  # cheap: no hop to a worker thread per request
+
     guard: Runnable[Any, list[BaseMessage]] = RunnableLambda(
-        lambda value: check_messages(value, settings.max_prompt_chars), name="check_messages"
+        check, afunc=acheck, name="check_messages"
     )
     return (guard | model).with_types(input_type=ChatInput)  # type: ignore[arg-type]
