@@ -57,7 +57,18 @@ def _convert(schema_json: str) -> str:
         detail = str(exc)[:_MAX_DETAIL] or type(exc).__name__
         msg = f"Invalid '{SCHEMA_PARAM}': unsupported JSON schema ({detail})."
         raise BadRequestError(msg, param=SCHEMA_PARAM) from exc
-    return _end_at_the_value(grammar)
+    return _end_at_the_value(_json_string_chars(grammar))
+
+
+# The converter's string character: anything but a quote or a backslash, raw control characters
+# included, which JSON forbids (a raw newline in a string made a reply no JSON parser accepts).
+_LOOSE_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def _json_string_chars(grammar: str) -> str:
+    """Make the grammar's string characters JSON's: no raw control characters."""
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
 
 
 def _end_at_the_value(grammar: str) -> str:
