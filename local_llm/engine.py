@@ -155,6 +155,11 @@ class LocalEngine:
                 raise EngineStartupError(self._startup_error)
             import llama_cpp
             from llama_cpp._internals import LlamaModel
+            from llama_cpp._logger import set_verbose
+
+            # The low-level calls below log every context's layout to stderr unless told not
+            # to (``Llama(verbose=False)`` does this; we do not go through ``Llama``).
+            set_verbose(False)
 
             path = self._model_path or default_model_path()
             if self._selftest:
