@@ -78,6 +78,8 @@ def create_fake_upstream() -> FastAPI:
                     429, "Rate limit reached", "rate_limit_exceeded", **{"Retry-After": "7"}
                 )
             return _error(status, f"upstream failure {status}")
+        elif model == "echo-key":  # a 400 that quotes the key back, as some servers do
+            return _error(400, f"bad request from {key}")
         elif model == "context":
             return _error(
                 400, "This model's maximum context length is 8 tokens.", "context_length_exceeded"

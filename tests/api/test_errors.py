@@ -55,6 +55,31 @@ def test_auth_error_names_the_key_problem_without_the_key(client: TestClient, ca
     assert "Traceback" not in caplog.text
 
 
+PLAIN_KEY = "plain-upstream-key-42"  # no sk- prefix: only the known-secret redaction hides it
+
+
+@pytest.mark.parametrize("route", ["/generate", "/chat"])
+def test_a_key_quoted_by_the_upstream_never_reaches_a_batch_item(fake_upstream: Any, route: str):
+    settings = fake_upstream_settings(fake_upstream, openai_api_key=PLAIN_KEY)
+    item = {"prompt": "hi"} if route == "/generate" else "hi"
+    body = {
+        "inputs": [item, item],
+        "config": [
+            {"configurable": {"model": "ok"}},
+            {"configurable": {"model": "echo-key"}},
+        ],
+    }
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        invoked = client.post(f"{route}/invoke", json={**invoke_body("echo-key"), "input": item})
+        batch = client.post(f"{route}/batch", json=body)
+    assert invoked.status_code == 400 and PLAIN_KEY not in invoked.text
+    assert "[redacted]" in invoked.json()["error"]["message"]
+    assert batch.status_code == 200, batch.text
+    failed = batch.json()["output"][1]["error"]
+    assert failed["type"] == "invalid_request"
+    assert PLAIN_KEY not in batch.text and "[redacted]" in failed["message"]
+
+
 def test_unreachable_upstream_is_503():
     settings = Settings(
         openai_base_url=f"http://127.0.0.1:{free_port()}/v1",
