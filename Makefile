@@ -6,9 +6,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# llama-cpp-python is built by scripts/build_llama.sh with pinned flags (portable: AVX2, never
-# AMX) into a wheelhouse keyed by those flags; pip never builds it from the sdist itself.
-LLAMA_FLAVOR ?= portable
+# llama-cpp-python is built by scripts/build_llama.sh with pinned flags into a wheelhouse keyed
+# by those flags; pip never builds it from the sdist itself. The flavor is the fastest one this
+# CPU runs safely (scripts/llama_flavor.sh: avx512 where every extension it uses is there, else
+# portable AVX2; never -march=native, whose AMX kernels segfault). LLAMA_FLAVOR=portable forces
+# the build the Docker image ships.
+LLAMA_FLAVOR ?= $(shell scripts/llama_flavor.sh)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
@@ -47,7 +50,7 @@ lint: install-dev
 # The live peer tests start llama.cpp's llama-server: built once with the pinned flags and
 # cached by them (scripts/build_llama_server.sh prints its path; seconds when cached).
 test: install-dev lint
-	server=$$(PYTHON=$(PY) scripts/build_llama_server.sh $(LLAMA_FLAVOR)) && \
+	server=$$(PYTHON=$(PY) scripts/build_llama_server.sh portable) && \
 	env -u LANGSMITH_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN_TRACING_V2 -u LANGCHAIN_API_KEY \
 		-u OPENAI_API_KEY -u OPENAI_BASE_URL LLAMA_SERVER_BIN="$$server" \
 		$(PY) -m pytest

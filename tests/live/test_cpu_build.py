@@ -3,7 +3,9 @@ that turns a crash at the first decode into a 503 on /healthz instead of a dead 
 
 from __future__ import annotations
 
+import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -19,6 +21,27 @@ from tests.servers import free_port, run_server
 SEGFAULT = [sys.executable, "-c", "import ctypes; ctypes.string_at(0)"]
 
 pytestmark = pytest.mark.live
+FLAVOR = Path(__file__).resolve().parents[2] / "scripts" / "llama_flavor.sh"
+HASWELL = "fpu sse4_2 avx f16c fma bmi2 avx2"
+SAPPHIRE_RAPIDS = (
+    "fpu avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl avx512vbmi avx_vnni "
+    "avx512_bf16 avx512_vnni amx_bf16 amx_tile amx_int8"
+)
+
+
+@pytest.mark.parametrize(
+    ("flags", "flavor"),
+    [
+        pytest.param(HASWELL, "portable", id="avx2-only"),
+        pytest.param(SAPPHIRE_RAPIDS, "avx512", id="amx-cpu-gets-avx512-not-native"),
+        pytest.param(SAPPHIRE_RAPIDS.replace("avx512_bf16 ", ""), "portable", id="no-bf16"),
+    ],
+)
+def test_flavor_follows_the_cpu_flags(tmp_path: Path, flags: str, flavor: str) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    done = subprocess.run([FLAVOR, cpuinfo], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == flavor
 
 
 def test_installed_build_has_no_amx() -> None:
