@@ -67,8 +67,9 @@ def serve(port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def start_upstream(port: int) -> subprocess.Popen[bytes]:
+def start_upstream(port: int, token_delay: float = 0.0) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "bench.zero_upstream", "--port", str(port)]
+    cmd += ["--token-delay", str(token_delay)]
     return subprocess.Popen(cmd, cwd=ROOT)
 
 
@@ -204,6 +205,13 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--fault-duration", type=float, default=60.0)
     parser.add_argument("--down", type=float, default=10.0)
+    parser.add_argument(
+        "--fault-token-delay",
+        type=float,
+        default=0.02,
+        help="seconds between the upstream's tokens in the fault run, so streams are open "
+        "when it dies",
+    )
     args = parser.parse_args()
 
     up_port, port = free_port(), free_port()
@@ -271,10 +279,15 @@ def main() -> int:
             upstream.wait()
             marks["killed"] = time.monotonic() - t0
             await asyncio.sleep(args.down)
-            upstream = start_upstream(up_port)
+            upstream = start_upstream(up_port, args.fault_token_delay)
             await asyncio.to_thread(wait_ok, f"http://127.0.0.1:{up_port}/health")
             marks["back"] = time.monotonic() - t0
 
+        # The zero upstream answers in one write: pace it, so streams are open when it dies.
+        upstream.terminate()
+        upstream.wait()
+        upstream = start_upstream(up_port, args.fault_token_delay)
+        wait_ok(f"http://127.0.0.1:{up_port}/health")
         before = proc_stats(server.pid, url)
         fault = asyncio.run(load(url, args.clients, args.fault_duration, faults))
         time.sleep(2)

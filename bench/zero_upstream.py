@@ -6,7 +6,10 @@
 Every response is built once at start, so the upstream costs next to nothing and a load
 run measures the service in front of it. ``GET /v1/models`` and ``GET /health`` answer too.
 
-    python -m bench.zero_upstream --port 9100 [--tokens 64]
+    python -m bench.zero_upstream --port 9100 [--tokens 64] [--token-delay 0]
+
+``--token-delay S`` streams one token every S seconds instead (a fault run needs streams
+that are still open when the upstream dies).
 
 ``create_zero_upstream()`` gives the ASGI app to run in-process. Any service that speaks
 to an OpenAI-compatible server can be measured against it (``OPENAI_BASE_URL``).
@@ -15,6 +18,7 @@ to an OpenAI-compatible server can be measured against it (``OPENAI_BASE_URL``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 from typing import Any
@@ -49,7 +53,7 @@ class Answers:
     def __init__(self, tokens: int) -> None:
         self.tokens = tokens
         self._whole: dict[int, bytes] = {}
-        self._stream: dict[tuple[int, bool], bytes] = {}
+        self._stream: dict[tuple[int, bool], list[bytes]] = {}
 
     def whole(self, top: int) -> bytes:
         if top not in self._whole:
@@ -76,6 +80,10 @@ class Answers:
         return self._whole[top]
 
     def stream(self, top: int, usage: bool) -> bytes:
+        return b"".join(self.frames(top, usage))
+
+    def frames(self, top: int, usage: bool) -> list[bytes]:
+        """The stream's SSE frames, each a bytes object ending in a blank line."""
         if (top, usage) not in self._stream:
             base = {"id": "chatcmpl-zero", "object": "chat.completion.chunk", "created": 0}
             base["model"] = MODEL
@@ -93,8 +101,8 @@ class Answers:
             frames.append({**base, "choices": [last]})
             if usage:
                 frames.append({**base, "choices": [], "usage": self._usage()})
-            text = "".join(f"data: {json.dumps(f)}\n\n" for f in frames) + "data: [DONE]\n\n"
-            self._stream[(top, usage)] = text.encode()
+            lines = [f"data: {json.dumps(f)}\n\n".encode() for f in frames]
+            self._stream[(top, usage)] = [*lines, b"data: [DONE]\n\n"]
         return self._stream[(top, usage)]
 
     def _usage(self) -> dict[str, int]:
@@ -105,8 +113,9 @@ class Answers:
         }
 
 
-def create_zero_upstream(tokens: int = 64) -> Starlette:
-    """The upstream app: every completion has ``tokens`` tokens."""
+def create_zero_upstream(tokens: int = 64, token_delay: float = 0.0) -> Starlette:
+    """The upstream app: every completion has ``tokens`` tokens; a stream sends them at once,
+    or one every ``token_delay`` seconds."""
     answers = Answers(tokens)
 
     async def chat(request: Request) -> Response:
@@ -114,12 +123,21 @@ def create_zero_upstream(tokens: int = 64) -> Starlette:
         top = min(int(body.get("top_logprobs") or 0), 20) if body.get("logprobs") else 0
         if body.get("stream"):
             usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            payload = answers.stream(top, usage)
+            if token_delay <= 0:
+                payload = answers.stream(top, usage)
 
-            async def once() -> Any:
-                yield payload
+                async def once() -> Any:
+                    yield payload
 
-            return StreamingResponse(once(), media_type="text/event-stream")
+                return StreamingResponse(once(), media_type="text/event-stream")
+            frames = answers.frames(top, usage)
+
+            async def paced() -> Any:
+                for frame in frames:
+                    yield frame
+                    await asyncio.sleep(token_delay)
+
+            return StreamingResponse(paced(), media_type="text/event-stream")
         return Response(answers.whole(top), media_type="application/json")
 
     async def models(request: Request) -> Response:
@@ -144,9 +162,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--token-delay", type=float, default=0.0)
     args = parser.parse_args()
     uvicorn.run(
-        create_zero_upstream(args.tokens),
+        create_zero_upstream(args.tokens, args.token_delay),
         host=args.host,
         port=args.port,
         log_level="warning",
