@@ -1,9 +1,10 @@
 """Bases for chains that wrap the chat model with invoke and streaming of their own.
 
-``ChainRunnable`` subclasses implement ``_ainvoke``/``_invoke`` (one input -> one output) and
-``_astream``/``_stream`` (one input -> events). This base routes them through
-langchain-core's ``_acall_with_config`` and ``_atransform_stream_with_config`` so that
-callbacks, tracing metadata and ``astream_events`` work as for any built-in runnable.
+``ChainRunnable`` subclasses implement ``_ainvoke``/``_invoke`` (one input -> one output) and,
+if their stream is more than that one output, ``_astream``/``_stream`` (one input -> events).
+This base routes them through langchain-core's ``_acall_with_config`` and
+``_atransform_stream_with_config`` so that callbacks, tracing metadata and ``astream_events``
+work as for any built-in runnable.
 ``ModelChain`` adds what every such chain holds: the chat model (whose request-time knobs
 it exposes) and the prompt size limit (``check_prompt_size``).
 """
@@ -39,7 +40,8 @@ def check_prompt_size(max_chars: int, *parts: str | None, what: str = "input") -
 
 
 class ChainRunnable(RunnableSerializable[Any, Any]):
-    """Base: subclasses define the four ``_`` methods below."""
+    """Base: subclasses define ``_ainvoke``/``_invoke``; a stream is their one output unless
+    they define ``_astream``/``_stream`` too."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -53,15 +55,15 @@ class ChainRunnable(RunnableSerializable[Any, Any]):
     ) -> Any:
         raise NotImplementedError
 
-    def _astream(
+    async def _astream(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> AsyncIterator[Any]:
-        raise NotImplementedError
+        yield await self._ainvoke(value, run_manager, config)
 
     def _stream(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> Iterator[Any]:
-        raise NotImplementedError
+        yield self._invoke(value, run_manager, config)
 
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return await self._acall_with_config(self._ainvoke, input, ensure_config(config))

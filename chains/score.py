@@ -23,7 +23,6 @@ by token, exactly as generation computes it. Streaming yields one event with the
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
@@ -212,16 +211,6 @@ class Score(ChainRunnable):
             turns = [(m.role, m.content) for m in data.context]
             scored = self.scorer.score_chat(turns, data.continuations, top_k, model)
         return score_output(data, scored)
-
-    async def _astream(
-        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
-    ) -> AsyncIterator[dict[str, Any]]:
-        yield await self._ainvoke(value, run_manager, config)
-
-    def _stream(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[dict[str, Any]]:
-        yield self._invoke(value, run_manager, config)
 
 
 def build_chain(settings: Settings) -> Runnable[Any, Any]:

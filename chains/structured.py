@@ -11,7 +11,7 @@ bytes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
@@ -107,13 +107,3 @@ class JsonAnswerChain(ModelChain):
         model, prepared = self._request(value)
         child = patch_config(config, callbacks=run_manager.get_child())
         return prepared.finish(model.invoke(prepared.messages, child))
-
-    async def _astream(
-        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
-    ) -> AsyncIterator[dict[str, Any]]:
-        yield await self._ainvoke(value, run_manager, config)
-
-    def _stream(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[dict[str, Any]]:
-        yield self._invoke(value, run_manager, config)
