@@ -22,6 +22,9 @@ DATA = Path(__file__).resolve().parent / "data"
 FAKE_KEY = "sk-test-SECRETKEY0123456789"
 """The API key the app sends the fake upstream; it must never reach a client."""
 
+LOCAL_N_CTX = 1024
+"""Context size of the embedded app the live tests start alone (``local_url``)."""
+
 
 def fake_upstream_settings(upstream: Any, **overrides: Any) -> Settings:
     """Settings pointing at the fake upstream app (``upstream.state.url``): no retries,

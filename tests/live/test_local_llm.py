@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,36 +13,16 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from local_llm import LocalEngine, create_local_app
-from tests.servers import run_server
+from tests.helpers import LOCAL_N_CTX
 
 pytestmark = pytest.mark.live
 
-N_CTX = 1024
 QUESTION: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Name three colours and say why you like them."}
 ]
 STORY: list[ChatCompletionMessageParam] = [
     {"role": "user", "content": "Write a long story about a dragon who bakes bread."}
 ]
-
-
-@pytest.fixture(scope="module")
-def local_url() -> Iterator[str]:
-    """Base URL of the local OpenAI-compatible app alone (no LangServe), on a real socket."""
-    engine = LocalEngine(n_ctx=N_CTX)
-    engine.load()
-    try:
-        with run_server(create_local_app(engine), health="/health") as url:
-            yield url
-    finally:
-        engine.close()
-
-
-@pytest.fixture
-def client(local_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{local_url}/v1", api_key="unused", max_retries=0) as sdk:
-        yield sdk
 
 
 def _check_entries(entries: list[Any], content: str, *, greedy: bool) -> None:
@@ -247,7 +226,7 @@ def test_non_streaming_disconnect_cancels_generation(local_url: str) -> None:
 
 def test_prompt_longer_than_context_is_rejected(client: openai.OpenAI) -> None:
     long_prompt: list[ChatCompletionMessageParam] = [
-        {"role": "user", "content": "dragon " * (N_CTX + 10)}
+        {"role": "user", "content": "dragon " * (LOCAL_N_CTX + 10)}
     ]
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model="m", messages=long_prompt, max_tokens=5)

@@ -4,36 +4,14 @@ httpx), vLLM's prompt_logprobs on chat and completions, and teacher forcing agai
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 
-from local_llm import LocalEngine, create_local_app
-from tests.servers import run_server
-
 pytestmark = pytest.mark.live
 
 QUESTION = "Name three colours and say why you like them."
-
-
-@pytest.fixture(scope="module")
-def local_url() -> Iterator[str]:
-    """Base URL of the local OpenAI-compatible app alone, on a real socket."""
-    engine = LocalEngine(n_ctx=1024)
-    engine.load()
-    try:
-        with run_server(create_local_app(engine), health="/health") as url:
-            yield url
-    finally:
-        engine.close()
-
-
-@pytest.fixture
-def client(local_url: str) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{local_url}/v1", api_key="unused", max_retries=0) as sdk:
-        yield sdk
 
 
 def test_echo_through_the_openai_sdk(client: openai.OpenAI) -> None:
