@@ -42,6 +42,24 @@ def finite_logprob(value: float) -> float:
     return max(min(value, 0.0), SENTINEL_LOGPROB)
 
 
+def log_partition(
+    logits: npt.NDArray[np.float32], scratch: npt.NDArray[np.float32]
+) -> tuple[float, float, float]:
+    """``(max_logit, shift, log_z)`` of one position's logits, ``log_z`` = log sum exp(logits).
+
+    ``scratch`` is left holding ``exp(logits - shift)``: the ``weights`` ``top_indices`` takes.
+    """
+    max_logit = float(logits.max())
+    # exp() without the max shift saves a pass when it cannot overflow or underflow.
+    shift = 0.0 if -_EXP_SAFE <= max_logit <= _EXP_SAFE else max_logit
+    if shift:
+        np.subtract(logits, shift, out=scratch)
+        np.exp(scratch, out=scratch)
+    else:
+        np.exp(logits, out=scratch)
+    return max_logit, shift, shift + math.log(float(scratch.sum()))  # float32 pairwise sum
+
+
 def top_indices(
     logits: npt.NDArray[np.float32],
     k: int,
@@ -104,15 +122,7 @@ class LogprobBuilder:
     ) -> ChatCompletionTokenLogprob:
         """Logprob record of ``token_id`` sampled from ``logits``, with ``top_k`` alternatives."""
         scratch = self._scratch
-        max_logit = float(logits.max())
-        # exp() without the max shift saves a pass when it cannot overflow or underflow.
-        shift = 0.0 if -_EXP_SAFE <= max_logit <= _EXP_SAFE else max_logit
-        if shift:
-            np.subtract(logits, shift, out=scratch)
-            np.exp(scratch, out=scratch)
-        else:
-            np.exp(logits, out=scratch)
-        log_z = shift + math.log(float(scratch.sum()))  # float32 pairwise summation
+        max_logit, shift, log_z = log_partition(logits, scratch)
         tops = []
         for alt in top_indices(logits, top_k, max_logit, weights=scratch, shift=shift):
             text, data = self._describe(alt)

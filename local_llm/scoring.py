@@ -29,7 +29,6 @@ Logprobs are the raw distribution (temperature 1, no grammar), like generation's
 from __future__ import annotations
 
 import ctypes
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,14 +38,13 @@ import numpy as np
 import numpy.typing as npt
 
 from local_llm.errors import ContextLengthError, EngineError
-from local_llm.logprobs import finite_logprob, top_indices
+from local_llm.logprobs import finite_logprob, log_partition, top_indices
 
 BLOCK = 32
 """Prefix evaluation and cache granularity, in tokens (aligned on absolute positions)."""
 MAX_SEQUENCES = 16
 """Continuations scored together: sequence 0 holds the prefix, 1..15 the continuations."""
 _OUTPUTS_PER_DECODE = 32  # each output row is n_vocab floats (1 MiB for Gemma 3)
-_EXP_SAFE = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,14 +72,7 @@ def token_score(
 
     ``rank`` is 1 + the number of tokens strictly more likely (vLLM's convention).
     """
-    max_logit = float(logits.max())
-    shift = 0.0 if -_EXP_SAFE <= max_logit <= _EXP_SAFE else max_logit
-    if shift:
-        np.subtract(logits, shift, out=scratch)
-        np.exp(scratch, out=scratch)
-    else:
-        np.exp(logits, out=scratch)
-    log_z = shift + math.log(float(scratch.sum()))
+    max_logit, shift, log_z = log_partition(logits, scratch)
     value = float(logits[token])
     rank = 1 + int(np.count_nonzero(logits > value))
     tops = tuple(
