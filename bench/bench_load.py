@@ -36,6 +36,8 @@ from typing import Any
 
 import httpx
 
+from bench.procs import wait_healthy
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-load-key-0123456789"
 HEADERS = {"X-API-Key": KEY}
@@ -74,16 +76,9 @@ def start_upstream(port: int, token_delay: float = 0.0) -> subprocess.Popen[byte
 
 
 def wait_ok(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    msg = f"{url} did not answer"
-    raise RuntimeError(msg)
+    if not wait_healthy(url, timeout):
+        msg = f"{url} did not answer"
+        raise RuntimeError(msg)
 
 
 def proc_stats(pid: int, url: str) -> dict[str, float]:

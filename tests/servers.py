@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench.procs import wait_healthy
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -37,18 +39,10 @@ def run_server(
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if httpx.get(url + health, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            msg = f"server on {url} did not become healthy"
-            raise RuntimeError(msg)
-        time.sleep(0.1)
+    if not wait_healthy(url + health, timeout, alive=thread.is_alive, interval=0.1):
+        server.should_exit = True
+        msg = f"server on {url} did not become healthy"
+        raise RuntimeError(msg)
     try:
         yield url
     finally:

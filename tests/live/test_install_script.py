@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import httpx
 import pytest
 import yaml
 
+from bench.procs import wait_healthy
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -129,16 +129,10 @@ def _serve(venv: Path, cwd: Path, env: dict[str, str]) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, (cwd / "server.log").read_text()[-3000:]
-            try:
-                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (cwd / "server.log").read_text()[-3000:]
-            time.sleep(0.3)
+        healthy = wait_healthy(
+            url + "/healthz", 120, alive=lambda: proc.poll() is None, interval=0.3
+        )
+        assert healthy, (cwd / "server.log").read_text()[-3000:]
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)

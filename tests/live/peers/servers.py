@@ -12,15 +12,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
+from bench.procs import wait_healthy
 from langserve_logprobs.settings import Settings
 from tests.servers import free_port
 
@@ -124,16 +123,8 @@ def peer_server(name: str) -> Iterator[str]:
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: object) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+    if wait_healthy(url, START_TIMEOUT, alive=lambda: process.poll() is None):
+        return
     log.seek(0)  # type: ignore[attr-defined]
     tail = log.read()[-2000:].decode(errors="replace")  # type: ignore[attr-defined]
     pytest.fail(f"peer at {url} did not become healthy:\n{tail}", pytrace=False)

@@ -1,0 +1,31 @@
+"""Helpers for the servers that benchmarks and tests start: wait until one answers.
+
+Kept free of the app's imports so that both ``bench/`` and ``tests/`` can use it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+
+
+def wait_healthy(
+    url: str, timeout: float, *, alive: Callable[[], bool] | None = None, interval: float = 0.2
+) -> bool:
+    """Poll ``url`` until it answers 200 (True), ``timeout`` s pass or ``alive()`` is false.
+
+    ``alive`` says whether the server can still come up (its process or thread is running).
+    """
+    deadline = time.monotonic() + timeout
+    while alive is None or alive():
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    return False
