@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from bench.procs import wait_healthy
+from bench.procs import stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-load-key-0123456789"
@@ -316,11 +316,7 @@ def main() -> int:
         )
     finally:
         for proc in (server, upstream):
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, 10)
     print("\nchecks:", "all passed" if not failures else "; ".join(failures))
     return 1 if failures else 0
 

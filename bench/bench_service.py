@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from bench.bench_load import free_port, wait_ok
+from bench.procs import stop
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Count to three."
@@ -105,11 +106,7 @@ def subprocess_server(args: list[str], url: str, env: dict[str, str], log: Path)
             wait_ok(url + "/healthz" if "zero_upstream" not in args[1] else url + "/health")
             yield url
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, 10)
 
 
 @contextmanager

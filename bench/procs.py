@@ -1,12 +1,14 @@
-"""Helpers for the servers that benchmarks and tests start: wait until one answers.
+"""Helpers for the servers that benchmarks and tests start: wait until one answers, stop it.
 
 Kept free of the app's imports so that both ``bench/`` and ``tests/`` can use it.
 """
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -29,3 +31,13 @@ def wait_healthy(
             break
         time.sleep(interval)
     return False
+
+
+def stop(proc: subprocess.Popen[Any], grace: float) -> None:
+    """SIGTERM ``proc``; SIGKILL it if it has not exited after ``grace`` s; reap it either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from bench.procs import wait_healthy
+from bench.procs import stop, wait_healthy
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,12 +134,7 @@ def _serve(venv: Path, cwd: Path, env: dict[str, str]) -> Iterator[str]:
         assert healthy, (cwd / "server.log").read_text()[-3000:]
         yield url
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, 20)
         log.close()
 
 

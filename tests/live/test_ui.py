@@ -26,6 +26,8 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from bench.procs import stop
+
 pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -172,12 +174,7 @@ def page(browser_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         drain.kill()
         drain.wait(timeout=10)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop(proc, 15)
 
 
 def _assert_png(path: Path) -> None:

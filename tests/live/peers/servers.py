@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.procs import wait_healthy
+from bench.procs import stop, wait_healthy
 from langserve_logprobs.settings import Settings
 from tests.servers import free_port
 
@@ -114,12 +114,7 @@ def peer_server(name: str) -> Iterator[str]:
             _wait_healthy(process, url + health, log)
             yield url
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, 10)
 
 
 def _wait_healthy(process: subprocess.Popen[bytes], url: str, log: object) -> None:
