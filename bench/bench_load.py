@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,19 +35,13 @@ from typing import Any
 
 import httpx
 
-from bench.procs import stop, wait_healthy
+from bench.procs import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-load-key-0123456789"
 HEADERS = {"X-API-Key": KEY}
 BODY = {"input": {"prompt": "Count to three."}, "config": {"configurable": {"max_tokens": 64}}}
 TIMEOUT = 10.0  # LOGPROBS_REQUEST_TIMEOUT of the service under test
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the server under test (``serve`` subcommand: the app plus a task counter) -------------

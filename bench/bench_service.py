@@ -37,8 +37,8 @@ from typing import Any
 
 import httpx
 
-from bench.bench_load import free_port, wait_ok
-from bench.procs import stop
+from bench.bench_load import wait_ok
+from bench.procs import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Count to three."

@@ -1,16 +1,25 @@
-"""Helpers for the servers that benchmarks and tests start: wait until one answers, stop it.
+"""Helpers for the servers that benchmarks and tests start: a free port, wait until one
+answers, stop it.
 
 Kept free of the app's imports so that both ``bench/`` and ``tests/`` can use it.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_healthy(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,13 +11,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench.procs import free_port as free_port  # the tests import it from here
 from bench.procs import wait_healthy
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThreadServer(uvicorn.Server):
