@@ -27,9 +27,9 @@ from typing import Any
 
 import httpx
 
+from bench.procs import run_server
 from local_llm import LocalEngine, SamplingParams, create_local_app
 from local_llm.engine_api import TextDelta
-from tests.servers import run_server
 
 PROMPTS = [
     "Write a long story about a dragon who learns to bake bread.",

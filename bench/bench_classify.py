@@ -63,8 +63,8 @@ def target(url: str | None) -> Iterator[str]:
         yield url.rstrip("/")
         return
     import server
+    from bench.procs import free_port, run_server
     from langserve_logprobs.settings import Settings
-    from tests.servers import free_port, run_server
 
     config = Settings(port=free_port())
     backend = "embedded model" if config.use_local else config.upstream_base_url

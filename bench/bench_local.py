@@ -20,10 +20,10 @@ from typing import Any
 
 import httpx
 
+from bench.procs import run_server
 from local_llm import LocalEngine, SamplingParams, create_local_app
 from local_llm.engine_api import Finished
 from local_llm.prompt import gemma_segments, render
-from tests.servers import run_server
 
 PROMPT = "Write a long story about a dragon who learns to bake bread. Use many details."
 

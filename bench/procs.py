@@ -1,5 +1,5 @@
 """Helpers for the servers that benchmarks and tests start: a free port, wait until one
-answers, stop it.
+answers, stop it, or run an ASGI app under uvicorn in a thread.
 
 Kept free of the app's imports so that both ``bench/`` and ``tests/`` can use it.
 """
@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import uvicorn
 
 
 def free_port() -> int:
@@ -50,3 +53,32 @@ def stop(proc: subprocess.Popen[Any], grace: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+class ThreadServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its caller (pytest, a bench)."""
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+
+@contextmanager
+def run_server(
+    app: Any, port: int | None = None, health: str = "/healthz", timeout: float = 120.0
+) -> Iterator[str]:
+    """Serve ``app`` on 127.0.0.1 in a thread; yield its base URL once ``health`` answers 200."""
+    port = port or free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = ThreadServer(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    if not wait_healthy(url + health, timeout, alive=thread.is_alive, interval=0.1):
+        server.should_exit = True
+        msg = f"server on {url} did not become healthy"
+        raise RuntimeError(msg)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
