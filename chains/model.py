@@ -18,8 +18,8 @@ one message (no chunk objects, no per-token callbacks) that equals the merged st
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from typing import Annotated, Any
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from typing import Annotated, Any, TypeVar
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
@@ -47,6 +47,7 @@ from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
 
 LOCAL_API_KEY = "local-no-key"
+_T = TypeVar("_T")
 
 
 class _Reading:
@@ -59,6 +60,8 @@ class _Reading:
         self.limit = limit
         self.top_n = top_n
         self.tokens = 0
+        self.seen = False  # the upstream sent anything
+        self.cut = False  # we stopped reading at the limit
         self.notes: dict[str, Any] = {"kind": caps.kind, "bytes_rebuilt": 0, **notes}
 
     def admit(self, chunk: ChatGenerationChunk) -> bool:
@@ -86,11 +89,39 @@ class _Reading:
         """True at the limit on an upstream that may not stop there by itself."""
         return self.limit is not None and not self.caps.honours_length and self.tokens >= self.limit
 
-    def last(self, cut: bool) -> ChatGenerationChunk:
+    def feed(self, admitted: bool) -> bool:
+        """After ``admit``: False when reading stops here (past the limit: withhold the item)."""
+        self.seen = True
+        self.cut = not admitted
+        return admitted
+
+    def guarded(self, items: Iterator[_T], admit: Callable[[_T], bool]) -> Iterator[_T]:
+        """``items`` up to the limit (``admit`` counts and fixes each); the rest is never read."""
+        for item in items:
+            if not self.feed(admit(item)):
+                return
+            yield item
+            if self.reached():
+                self.cut = True
+                return
+
+    async def aguarded(
+        self, items: AsyncIterator[_T], admit: Callable[[_T], bool]
+    ) -> AsyncIterator[_T]:
+        """``guarded`` for an async stream."""
+        async for item in items:
+            if not self.feed(admit(item)):
+                return
+            yield item
+            if self.reached():
+                self.cut = True
+                return
+
+    def last(self) -> ChatGenerationChunk:
         """The closing chunk: the notes, and finish_reason "length" when we cut."""
-        self.notes["length_cut"] = cut
+        self.notes["length_cut"] = self.cut
         info: dict[str, Any] = {"upstream": self.notes}
-        if cut:
+        if self.cut:
             info["finish_reason"] = "length"
         return ChatGenerationChunk(message=AIMessageChunk(content=""), generation_info=info)
 
@@ -130,21 +161,12 @@ class UpstreamChatOpenAI(ChatOpenAI):
     ) -> Iterator[ChatGenerationChunk]:
         reading = self._reading(self._caps(), kwargs)
         stream = super()._stream(messages, *args, **kwargs)
-        cut = seen = False
         try:
-            for chunk in stream:
-                seen = True
-                if not reading.admit(chunk):
-                    cut = True
-                    break
-                yield chunk
-                if reading.reached():
-                    cut = True
-                    break
+            yield from reading.guarded(stream, reading.admit)
         finally:
             stream.close()  # type: ignore[attr-defined]
-        if seen:  # an empty stream stays empty: "no generations" is the upstream's error
-            yield reading.last(cut)
+        if reading.seen:  # an empty stream stays empty: "no generations" is the upstream's error
+            yield reading.last()
 
     def _stream_payload(
         self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
@@ -219,18 +241,9 @@ class UpstreamChatOpenAI(ChatOpenAI):
         payload = self._stream_payload(messages, stop, kwargs)
         if payload is None:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        raws: list[dict[str, Any]] = []
-        cut = False
         stream = self._raw(payload)
         try:
-            async for raw in stream:
-                if not reading.admit_raw(raw):
-                    cut = True
-                    break
-                raws.append(raw)
-                if reading.reached():
-                    cut = True
-                    break
+            raws = [raw async for raw in reading.aguarded(stream, reading.admit_raw)]
         finally:
             await stream.aclose()
         if not raws:
@@ -238,7 +251,7 @@ class UpstreamChatOpenAI(ChatOpenAI):
         merged = merge_chunks(raws)
         parts = [merged] if merged is not None else raws
         chunks = [self._convert_chunk_to_generation_chunk(r, AIMessageChunk, {}) for r in parts]
-        total = reading.last(cut)
+        total = reading.last()
         for chunk in reversed(chunks):
             if chunk is not None:
                 total = chunk + total
@@ -256,21 +269,13 @@ class UpstreamChatOpenAI(ChatOpenAI):
     ) -> AsyncIterator[ChatGenerationChunk]:
         reading = self._reading(await self._acaps(), kwargs)
         stream = self._achunks(messages, stop, run_manager, **kwargs)
-        cut = seen = False
         try:
-            async for chunk in stream:
-                seen = True
-                if not reading.admit(chunk):
-                    cut = True
-                    break
+            async for chunk in reading.aguarded(stream, reading.admit):
                 yield chunk
-                if reading.reached():
-                    cut = True
-                    break
         finally:
             await stream.aclose()
-        if seen:  # an empty stream stays empty: "no generations" is the upstream's error
-            yield reading.last(cut)
+        if reading.seen:  # an empty stream stays empty: "no generations" is the upstream's error
+            yield reading.last()
 
 
 async def _no_chunks() -> AsyncIterator[ChatGenerationChunk]:
