@@ -46,9 +46,12 @@ def request_info(scope: Scope) -> RequestInfo:
 async def send_error(
     send: Send, error: ServiceError, headers: dict[str, str] | None = None
 ) -> None:
-    """Answer with ``{"error": {"type", "message", "status_code"}}`` and its status."""
+    """Answer with ``{"error": {"type", "message", "status_code"}}``, its status and its
+    headers (``Retry-After``), plus ``headers``."""
     body = json.dumps({"error": error.to_dict()}).encode()
-    await send_body(send, error.status_code, body, "application/json", headers)
+    await send_body(
+        send, error.status_code, body, "application/json", {**error.headers(), **(headers or {})}
+    )
 
 
 async def send_body(

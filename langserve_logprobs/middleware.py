@@ -23,6 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from langserve_logprobs.edge import send_error
 from langserve_logprobs.errors import InvalidInputError, ServiceError, redact, to_service_error
 
 logger = logging.getLogger("langserve_logprobs")
@@ -76,7 +77,7 @@ class ErrorMiddleware:
             error = to_service_error(exc, self.secrets)
             self._log(scope, error, exc)
             if not started:
-                await self._send_json(send, error)
+                await send_error(send, error)
             elif is_sse:
                 await send(
                     {
@@ -101,22 +102,6 @@ class ErrorMiddleware:
             error.type,
             detail,
         )
-
-    @staticmethod
-    async def _send_json(send: Send, error: ServiceError) -> None:
-        body = json.dumps({"error": error.to_dict()}).encode()
-        headers: list[tuple[bytes, bytes]] = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        headers += [(k.lower().encode(), v.encode()) for k, v in error.headers().items()]
-        start: dict[str, Any] = {
-            "type": "http.response.start",
-            "status": error.status_code,
-            "headers": headers,
-        }
-        await send(start)
-        await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 class CancelOnDisconnect:

@@ -139,7 +139,7 @@ class LimitsMiddleware:
             self.limits.acquire(ident)
         except ClientLimitError as error:
             request_info(scope).rejected = error.reason
-            await send_error(send, error, error.headers())
+            await send_error(send, error)
             return
         try:
             await self.app(scope, receive, send)
