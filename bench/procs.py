@@ -68,7 +68,16 @@ def run_server(
 ) -> Iterator[str]:
     """Serve ``app`` on 127.0.0.1 in a thread; yield its base URL once ``health`` answers 200."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    # A handler still running at exit (a fault that sleeps for a minute) is cancelled after
+    # 2 s instead of holding the shutdown, and with it the next test, until it returns.
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
     server = ThreadServer(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
