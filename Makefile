@@ -1,5 +1,6 @@
-# Two commands: `make serve` and `make test`. Each bootstraps .venv when missing
-# and reinstalls only when pyproject.toml changed.
+# Two commands: `make serve` and `make test`. Each bootstraps .venv when missing and installs
+# exactly the versions pinned, with hashes, in requirements/*.txt (exported from uv.lock by
+# `make lock`); it reinstalls only when a lock or pyproject.toml changed.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,7 @@ LLAMA_FLAVOR ?= $(shell scripts/llama_flavor.sh)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test lint unit bench install install-dev llama clean
+.PHONY: serve test lint unit bench install install-dev llama lock clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,23 +27,49 @@ $(VENV)/.installed-llama-$(LLAMA_FLAVOR): scripts/build_llama.sh scripts/llama_f
 	rm -f $(VENV)/.installed-llama-*
 	touch $@
 
-# --only-binary: should the wheel above be missing, fail rather than build natively.
-$(VENV)/.installed-local: pyproject.toml $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
-	$(PY) -m pip install -q --only-binary llama-cpp-python -e '.[local]'
+# Everything but llama-cpp-python and the project comes from a lock, every file checked against
+# its hash, wheels only (nothing is built, so nothing comes back from pip's wheel cache). The
+# project itself is built with the locked setuptools (no build isolation: nothing unpinned).
+LOCK_LOCAL := requirements/local.txt
+LOCK_DEV := requirements/dev.txt
+PIP_LOCKED := $(PY) -m pip install -q --require-hashes --only-binary :all:
+PIP_PROJECT := $(PY) -m pip install -q --no-deps --no-build-isolation -e .
+
+$(VENV)/.installed-local: $(LOCK_LOCAL) pyproject.toml $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
+	$(PIP_LOCKED) -r $(LOCK_LOCAL)
+	$(PIP_PROJECT)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
-	$(PY) -m pip install -q --only-binary llama-cpp-python -e '.[local,dev]'
+# --prune: a venv made from an older lock loses what the new one dropped.
+$(VENV)/.installed-dev: $(LOCK_DEV) pyproject.toml $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
+	$(PIP_LOCKED) -r $(LOCK_DEV)
+	$(PIP_PROJECT)
+	$(PY) scripts/check_lock.py $(LOCK_DEV) --llama --prune
 	touch $@ $(VENV)/.installed-local
 
 install: $(VENV)/.installed-local
 llama: $(VENV)/.installed-llama-$(LLAMA_FLAVOR)
 install-dev: $(VENV)/.installed-dev
 
+# Refresh the lock: the newest versions pyproject.toml's ranges allow, resolved once for every
+# Python and platform we support (uv.lock), then exported with hashes per install: base
+# (upstream only), local (+ the embedded model) and dev (+ the tools). llama-cpp-python is left
+# out of the exports: scripts/build_llama.sh builds it. LOCK_ARGS= keeps what still fits.
+LOCK_ARGS ?= --upgrade
+UV_EXPORT := $(VENV)/bin/uv export --frozen --quiet --format requirements-txt --no-emit-project \
+	--no-emit-package llama-cpp-python --group build
+lock: install-dev
+	$(VENV)/bin/uv lock $(LOCK_ARGS)
+	$(UV_EXPORT) -o requirements/base.txt
+	$(UV_EXPORT) --extra local -o requirements/local.txt
+	$(UV_EXPORT) --extra local --extra dev -o requirements/dev.txt
+
 serve: install
 	HOST=$(HOST) PORT=$(PORT) $(PY) server.py
 
+# uv lock --check: uv.lock still satisfies pyproject.toml (run `make lock` when it does not).
 lint: install-dev
+	$(VENV)/bin/uv lock --check --offline --quiet
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
@@ -50,6 +77,7 @@ lint: install-dev
 # The live peer tests start llama.cpp's llama-server: built once with the pinned flags and
 # cached by them (scripts/build_llama_server.sh prints its path; seconds when cached).
 test: install-dev lint
+	$(PY) scripts/check_lock.py $(LOCK_DEV) --llama
 	server=$$(PYTHON=$(PY) scripts/build_llama_server.sh portable) && \
 	env -u LANGSMITH_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN_TRACING_V2 -u LANGCHAIN_API_KEY \
 		-u OPENAI_API_KEY -u OPENAI_BASE_URL LLAMA_SERVER_BIN="$$server" \

