@@ -28,6 +28,7 @@ from langserve_logprobs.metrics import ServiceMetrics, serve_metrics
 from langserve_logprobs.middleware import install_error_handling
 from langserve_logprobs.routes import wrap_route
 from langserve_logprobs.settings import LOCAL_PREFIX, Settings, get_settings
+from langserve_logprobs.workarounds.invoke_encoding import add_invoke_route
 from ui import mount_ui
 
 # path, chain module, playground type
@@ -38,6 +39,9 @@ ROUTES: list[tuple[str, ModuleType, str]] = [
     ("/extract", extract, "default"),
     ("/score", score, "default"),
 ]
+
+# What a request's config may set (LangServe's ``config_keys``).
+CONFIG_KEYS = ("configurable", "metadata", "tags")
 
 
 def _secrets(settings: Settings) -> list[str]:
@@ -101,11 +105,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for path, module, playground in ROUTES:
         build: Callable[[Settings], Runnable[Any, Any]] = module.build_chain
+        route = wrap_route(build(chain_settings), secrets)
+        add_invoke_route(app, route, path, CONFIG_KEYS)
         add_routes(
             app,
-            wrap_route(build(chain_settings), secrets),
+            route,
             path=path,
-            config_keys=("configurable", "metadata", "tags"),
+            config_keys=CONFIG_KEYS,
             playground_type=playground,  # type: ignore[arg-type]
         )
     mount_ui(app)
