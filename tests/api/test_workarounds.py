@@ -28,9 +28,8 @@ def _stock(runnable: Any, **kwargs: Any) -> TestClient:
 def test_langserve_validates_invoke_output_again() -> None:
     """workarounds.invoke_encoding: LangServe's /invoke validates the output against the
     declared type a second time (an unknown key is dropped on the way)."""
-    runnable = RunnableLambda(lambda _: {"kept": 1, "dropped": 2}).with_types(
-        input_type=str, output_type=_Small
-    )
+    lam: Any = RunnableLambda(lambda _: {"kept": 1, "dropped": 2})
+    runnable = lam.with_types(input_type=str, output_type=_Small)
     reply = _stock(runnable).post("/r/invoke", json={"input": "x"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["output"] == {"kept": 1}
