@@ -23,6 +23,7 @@ from chains import chat, classify, extract, generate, score
 from langserve_logprobs.access_log import configure_access_log
 from langserve_logprobs.auth import PrivateKeyGuard
 from langserve_logprobs.backend import EmbeddedModel
+from langserve_logprobs.calibration.api import install_calibration
 from langserve_logprobs.exposure import install_exposure, plan_exposure
 from langserve_logprobs.metrics import ServiceMetrics, serve_metrics
 from langserve_logprobs.middleware import install_error_handling
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with metrics_server, embedded.serving() if embedded is not None else nullcontext():
             app.state.ready = True
             yield
+        calibration.store.database.dispose()
 
     app = FastAPI(
         title="langserve-logprobs",
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.backend_url = embedded.base_url if embedded is not None else None
     install_error_handling(app, secrets)
     install_exposure(app, settings, exposure, metrics)
+    calibration = install_calibration(app, settings)
     if embedded is not None:
         app.mount(LOCAL_PREFIX.removesuffix("/v1"), embedded.app)
 

@@ -4,9 +4,12 @@
     ├── InvalidRequestError (400 invalid_request)
     │   ├── InvalidInputError (422 invalid_input)
     │   ├── ContextLengthExceededError (400 context_length_exceeded)
-    │   └── PayloadTooLargeError (413 payload_too_large)
+    │   ├── PayloadTooLargeError (413 payload_too_large)
+    │   ├── NotFoundError (404 not_found)
+    │   └── ConflictError (409 conflict)
     ├── UnauthorizedError (401 unauthorized)
     ├── TooManyRequestsError (429 too_many_requests, Retry-After)
+    ├── CalibrationUnavailableError (503 calibration_unavailable, Retry-After)
     └── UpstreamError (502 upstream_error)
         ├── UpstreamAuthError (502 upstream_auth)
         ├── UpstreamUnavailableError (503 upstream_unavailable)
@@ -101,6 +104,20 @@ class PayloadTooLargeError(InvalidRequestError):
     type = "payload_too_large"
 
 
+class NotFoundError(InvalidRequestError):
+    """The request names something that does not exist (a decision id, a calibration)."""
+
+    status_code = 404
+    type = "not_found"
+
+
+class ConflictError(InvalidRequestError):
+    """The request repeats something recorded once only (an outcome of the same answer)."""
+
+    status_code = 409
+    type = "conflict"
+
+
 class UnauthorizedError(ServiceError):
     """No API key, or not one of ``LOGPROBS_API_KEYS`` (the key is never echoed)."""
 
@@ -113,6 +130,13 @@ class TooManyRequestsError(ServiceError):
 
     status_code = 429
     type = "too_many_requests"
+
+
+class CalibrationUnavailableError(ServiceError):
+    """The calibration database cannot be reached; the plain routes keep working."""
+
+    status_code = 503
+    type = "calibration_unavailable"
 
 
 class UpstreamError(ServiceError):

@@ -166,6 +166,18 @@ class Settings(BaseSettings):
         description="Serve /metrics, unprotected, on this port of HOST instead of the main app.",
     )
 
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias="LOGPROBS_DATABASE_URL",
+        description="SQLAlchemy URL of the calibration database, e.g. "
+        "postgresql://user:pass@host/db; unset: SQLite in LOGPROBS_DATA_DIR.",
+    )
+    data_dir: str = Field(
+        default="data",
+        validation_alias="LOGPROBS_DATA_DIR",
+        description="Directory of the default SQLite calibration database (made on first use).",
+    )
+
     @property
     def cors_origin_list(self) -> list[str]:
         """``cors_origins`` split on commas, blanks dropped."""

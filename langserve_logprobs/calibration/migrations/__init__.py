@@ -1,0 +1,1 @@
+"""Alembic migrations of the calibration database (run by ``calibration.db.migrate``)."""
