@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -82,6 +83,11 @@ def _outcome_index(choices: Sequence[Any], outcome: Any) -> int:
     return keys.index(key(outcome))
 
 
+def _utc(when: datetime) -> datetime:
+    # SQLite keeps no time zone: every time stored here is UTC
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
 def _fit_model(row: dict[str, Any]) -> CalibrationFit:
     report = row["report"]
     return CalibrationFit(
@@ -99,7 +105,7 @@ def _fit_model(row: dict[str, Any]) -> CalibrationFit:
         reliability_before=report["bins_before"],
         reliability_after=report["bins_after"],
         candidates=report["candidates"],
-        created_at=row["created_at"],
+        created_at=_utc(row["created_at"]),
     )
 
 
@@ -166,7 +172,7 @@ class CalibrationService:
         """Store one outcome."""
         record = self._resolve(name, item)
         (new_id,) = self.store.add_outcomes([record])
-        count = self.store.outcome_counts().get(name, 0)
+        count = self.store.outcome_counts(name).get(name, 0)
         return OutcomeRecorded(
             id=new_id,
             calibration=name,
@@ -193,7 +199,7 @@ class CalibrationService:
             except InvalidRequestError as exc:
                 raise type(exc)(f"line {number}: {exc.message}") from None
         self.store.add_outcomes(records)
-        count = self.store.outcome_counts().get(name, 0)
+        count = self.store.outcome_counts(name).get(name, 0)
         return ImportResult(calibration=name, imported=len(records), outcome_count=count)
 
     def fit(self, name: str) -> CalibrationFit:
@@ -232,7 +238,7 @@ class CalibrationService:
 
     def state(self, name: str) -> CalibrationState:
         """Outcome count and newest fit of ``name``."""
-        count = self.store.outcome_counts().get(name, 0)
+        count = self.store.outcome_counts(name).get(name, 0)
         latest = self.latest(name)
         if not count and latest is None:
             msg = f"no outcomes or fits under calibration {name!r}"

@@ -133,9 +133,11 @@ class CalibrationStore:
             for r in rows
         ]
 
-    def outcome_counts(self) -> dict[str, int]:
-        """Outcomes recorded under each calibration name."""
+    def outcome_counts(self, calibration: str | None = None) -> dict[str, int]:
+        """Outcomes recorded under each calibration name (or under the one named)."""
         query = select(outcomes.c.calibration, func.count()).group_by(outcomes.c.calibration)
+        if calibration is not None:
+            query = query.where(outcomes.c.calibration == calibration)
         with self.database.begin() as conn:
             return {str(name): int(n) for name, n in conn.execute(query).all()}
 
