@@ -453,7 +453,7 @@
   // ---------- wiring ----------
 
   function selectTab(name) {
-    for (const tab of ["generate", "classify"]) {
+    for (const tab of ["generate", "classify", "calibration"]) {
       const on = tab === name;
       $(`tab-${tab}`).setAttribute("aria-selected", String(on));
       $(`panel-${tab}`).hidden = !on;
