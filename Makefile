@@ -16,7 +16,7 @@ LLAMA_FLAVOR ?= $(shell scripts/llama_flavor.sh)
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: serve test lint unit bench install install-dev llama lock clean
+.PHONY: serve test lint unit bench install install-dev llama lock postgres clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -76,12 +76,21 @@ lint: install-dev
 
 # The live peer tests start llama.cpp's llama-server: built once with the pinned flags and
 # cached by them (scripts/build_llama_server.sh prints its path; seconds when cached).
-test: install-dev lint
+test: install-dev lint postgres
 	$(PY) scripts/check_lock.py $(LOCK_DEV) --llama
 	server=$$(PYTHON=$(PY) scripts/build_llama_server.sh portable) && \
 	env -u LANGSMITH_API_KEY -u LANGSMITH_TRACING -u LANGCHAIN_TRACING_V2 -u LANGCHAIN_API_KEY \
 		-u OPENAI_API_KEY -u OPENAI_BASE_URL LLAMA_SERVER_BIN="$$server" \
 		$(PY) -m pytest
+
+# The calibration live tests start a PostgreSQL server of their own (tests/postgres.py) from
+# Debian's postgresql package: installed here when missing and we are root (else they skip,
+# and fail under CI).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; } || \
+	echo "postgresql is not installed: the PostgreSQL calibration tests will skip (fail in CI)"
 
 unit: install-dev
 	$(PY) -m pytest tests/unit -q
