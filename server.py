@@ -19,11 +19,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
 
-from chains import chat, classify, extract, generate, score
+from chains import chat, classify, decide, extract, generate, score
 from langserve_logprobs.access_log import configure_access_log
 from langserve_logprobs.auth import PrivateKeyGuard
 from langserve_logprobs.backend import EmbeddedModel
 from langserve_logprobs.calibration.api import install_calibration
+from langserve_logprobs.decisions_api import add_decisions_route
 from langserve_logprobs.exposure import install_exposure, plan_exposure
 from langserve_logprobs.metrics import ServiceMetrics, serve_metrics
 from langserve_logprobs.middleware import install_error_handling
@@ -117,6 +118,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             config_keys=CONFIG_KEYS,
             playground_type=playground,  # type: ignore[arg-type]
         )
+    # One decision engine (and its content-free cache) behind /decide and /v1/decisions.
+    engine = decide.build_engine(chain_settings)
+    decide_route = wrap_route(decide.build_chain(chain_settings, engine), secrets)
+    add_invoke_route(app, decide_route, "/decide", CONFIG_KEYS)
+    add_routes(app, decide_route, path="/decide", config_keys=CONFIG_KEYS)
+    add_decisions_route(app, engine, secrets)
     mount_ui(app)
     return app
 

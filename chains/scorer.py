@@ -53,6 +53,8 @@ class Scored:
 
     continuations: list[list[TokenLogprob]]
     model: str | None
+    prompt_tokens: int = 0
+    """Prompt tokens the upstream reported evaluating (0 when it did not say)."""
 
 
 def _check_status(exc: openai.APIStatusError) -> None:
@@ -222,7 +224,9 @@ class TextScorer:
             _legacy_tokens(choice, prompt, start)
             for choice, prompt in zip(choices[skip:], prompts[skip:], strict=True)
         ]
-        return Scored(tokens, getattr(response, "model", None))
+        usage = getattr(response, "usage", None)
+        used = int(getattr(usage, "prompt_tokens", 0) or 0)
+        return Scored(tokens, getattr(response, "model", None), used)
 
     async def ascore(
         self,

@@ -8,6 +8,7 @@ users at ``/local/v1``.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,20 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias="LOGPROBS_MAX_PROMPT_CHARS",
         description="Largest prompt (all text fields of one input together), in characters.",
+    )
+    decision_max_work: int = Field(
+        default=20_000,
+        ge=1,
+        validation_alias="LOGPROBS_DECISION_MAX_WORK",
+        description="Largest work of one decision, in estimated token positions (each "
+        "question's prompt and every value's answer, a token per 3 bytes; twice with "
+        "calibration), checked before any model work (400 beyond it).",
+    )
+    decision_calibration: Literal["contextual", "none"] = Field(
+        default="contextual",
+        validation_alias="LOGPROBS_DECISION_CALIBRATION",
+        description="Default calibration of decisions: contextual (divide out the "
+        "content-free input's distribution, Zhao et al. 2021) or none.",
     )
     request_timeout: float = Field(
         default=120.0,

@@ -1,0 +1,256 @@
+"""``/decide`` and the engine behind ``POST /v1/decisions`` and ``/classify``: typed questions
+about one input, each answered with exact probabilities by teacher forcing.
+
+For each question, every value's whole answer text is scored after the question's plain-text
+prompt (``chains.decide_prompt``) in one completions request to the upstream (echo with
+logprobs: the embedded model and vLLM). The input opens every question's prompt, so the
+upstream evaluates it once per request and keeps it cached for the next question; each
+question's own text is evaluated once for all its values. ``chains.decide_math`` turns the
+scores into the typed answer (renormalised distribution, ``coverage``, ``confidence``).
+
+Contextual calibration (``calibration: contextual``, the service default set by
+``LOGPROBS_DECISION_CALIBRATION``) scores the same question once more after the
+content-free input ``N/A``; that result depends only on the question and the model, so it is
+cached (up to ``CONTENT_FREE_CACHE`` questions) and a repeated question costs nothing more.
+
+Before any model work the request is checked: images, the prompt size and the total work
+(``LOGPROBS_DECISION_MAX_WORK`` estimated token positions). A backend that cannot score
+given text is a 400 that says so. Streaming yields one event per answer, in question order,
+each as soon as it is computed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from chains.decide_math import AnyQuestion, ValueScores, finish_answer
+from chains.decide_prompt import CONTENT_FREE, Asked, ask, input_block, input_text
+from chains.decide_schema import Calibration, DecideChunk, DecideInput, DecisionOutput
+from chains.runnable import ChainRunnable, check_prompt_size
+from chains.scorer import Scored, TextScorer
+from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
+from langserve_logprobs.settings import Settings
+
+CONTENT_FREE_CACHE = 1024
+"""Content-free distributions kept (one per question text, answers and model)."""
+CONCURRENT_QUESTIONS = 4
+"""Questions of one request in flight at once (the embedded model scores one at a time)."""
+
+
+class TooMuchWorkError(InvalidRequestError):
+    """A decision whose estimated work is over ``LOGPROBS_DECISION_MAX_WORK``."""
+
+
+def estimated_tokens(text: str) -> int:
+    """A generous token estimate for the work cap: one token per 3 UTF-8 bytes, at least 1."""
+    return len(text.encode("utf-8")) // 3 + 1
+
+
+def work_of(asked: Sequence[Asked], calibrate: bool) -> int:
+    """Estimated token positions to evaluate: each question's prompt and every answer."""
+    work = sum(estimated_tokens(a.question) + sum(map(estimated_tokens, a.answers)) for a in asked)
+    return work * (2 if calibrate else 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A checked request: the shared input block and each question as teacher-forced."""
+
+    questions: list[AnyQuestion]
+    asked: list[Asked]
+    head: str
+    calibrate: bool
+    model: str
+
+
+def value_scores(scored: Scored) -> ValueScores:
+    """Each continuation's whole logprob (the sum of its tokens').
+
+    Raises:
+        UpstreamError: a token came back without a logprob.
+    """
+    sums = []
+    for tokens in scored.continuations:
+        values = [t.logprob for t in tokens]
+        if not values or any(v is None for v in values):
+            msg = "the model server sent an answer token without a logprob"
+            raise UpstreamError(msg)
+        sums.append(sum(v for v in values if v is not None))
+    return ValueScores(sums, exact=True)
+
+
+@dataclass
+class DecisionEngine:
+    """Answers decisions on the upstream; holds the content-free cache."""
+
+    scorer: TextScorer
+    default_model: str
+    calibration: Calibration
+    max_work: int
+    max_prompt_chars: int
+    _content_free: OrderedDict[tuple[str, str, tuple[str, ...]], ValueScores] = field(
+        default_factory=OrderedDict, repr=False
+    )
+
+    def plan(self, data: DecideInput) -> Plan:
+        """Render and check a request (images, size, work) before any model work.
+
+        Raises:
+            InvalidRequestError: a 400 naming what is wrong.
+        """
+        text = input_text(data.input)
+        questions: list[AnyQuestion] = list(data.questions)
+        asked = [ask(q, i) for i, q in enumerate(questions)]
+        check_prompt_size(self.max_prompt_chars, text, what="input")
+        calibrate = (data.calibration or self.calibration) == "contextual"
+        work = work_of(asked, calibrate)
+        if work > self.max_work:
+            twice = ", twice with calibration" if calibrate else ""
+            msg = (
+                f"this decision is too much work: about {work} token positions to evaluate "
+                f"(questions x values x their tokens{twice}), over the cap of "
+                f"{self.max_work} (LOGPROBS_DECISION_MAX_WORK); ask fewer questions or "
+                "values per request"
+            )
+            raise TooMuchWorkError(msg)
+        model = data.model or self.default_model
+        return Plan(questions, asked, input_block(text), calibrate, model)
+
+    async def _content_free_scores(self, asked: Asked, model: str) -> tuple[ValueScores, int]:
+        key = (model, asked.question, tuple(asked.answers))
+        hit = self._content_free.get(key)
+        if hit is not None:
+            self._content_free.move_to_end(key)
+            return hit, 0
+        context = input_block(CONTENT_FREE) + asked.question
+        scored = await self.scorer.ascore(context, asked.answers, 0, model)
+        scores = value_scores(scored)
+        self._content_free[key] = scores
+        while len(self._content_free) > CONTENT_FREE_CACHE:
+            self._content_free.popitem(last=False)
+        return scores, scored.prompt_tokens
+
+    async def _answer(self, plan: Plan, at: int) -> tuple[dict[str, Any], str | None, int]:
+        asked = plan.asked[at]
+        scored = await self.scorer.ascore(plan.head + asked.question, asked.answers, 0, plan.model)
+        used = scored.prompt_tokens
+        content_free = None
+        if plan.calibrate:
+            content_free, extra = await self._content_free_scores(asked, plan.model)
+            used += extra
+        answer = finish_answer(plan.questions[at], value_scores(scored), content_free)
+        return answer, scored.model, used
+
+    async def answers(self, plan: Plan) -> AsyncIterator[tuple[int, dict[str, Any], str, int]]:
+        """(index, answer, model, prompt tokens) per question, in order, each as soon as it
+        and those before it are computed (a few questions run at once)."""
+        gate = asyncio.Semaphore(CONCURRENT_QUESTIONS)
+
+        async def one(at: int) -> tuple[dict[str, Any], str | None, int]:
+            async with gate:
+                return await self._answer(plan, at)
+
+        tasks = [asyncio.ensure_future(one(i)) for i in range(len(plan.asked))]
+        try:
+            for at, task in enumerate(tasks):
+                answer, model, used = await task
+                yield at, answer, model or plan.model, used
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def decide(self, data: DecideInput) -> dict[str, Any]:
+        """The whole decision (``DecisionOutput`` as a dict)."""
+        plan = self.plan(data)
+        answers, named, used = [], plan.model, 0
+        async for _, answer, model, tokens in self.answers(plan):
+            answers.append(answer)
+            named, used = model, used + tokens
+        return decision(answers, named, used)
+
+
+def new_id() -> str:
+    """A decision id: ``dec_`` and 32 hex digits."""
+    return f"dec_{uuid.uuid4().hex}"
+
+
+def decision(answers: list[dict[str, Any]], model: str, used: int) -> dict[str, Any]:
+    """A ``DecisionOutput`` dict from the answers and the prompt tokens used."""
+    usage = {
+        "input_tokens": used,
+        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": 0},
+        "output_tokens": 0,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": used,
+    }
+    return DecisionOutput.model_validate(
+        {"id": new_id(), "answers": answers, "model": model, "usage": usage}
+    ).model_dump()
+
+
+class Decide(ChainRunnable):
+    """Answers typed questions about one input (LangServe's view of the engine)."""
+
+    engine: DecisionEngine
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        return await self.engine.decide(self._input(value, config))
+
+    def _invoke(
+        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        # Derived from the async engine (no second implementation); an engine of its own:
+        # the async client of the shared one belongs to the server's event loop.
+        engine = DecisionEngine(
+            TextScorer(self.engine.scorer.settings),
+            self.engine.default_model,
+            self.engine.calibration,
+            self.engine.max_work,
+            self.engine.max_prompt_chars,
+        )
+        return asyncio.run(engine.decide(self._input(value, config)))
+
+    async def _astream(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> AsyncIterator[Any]:
+        plan = self.engine.plan(self._input(value, config))
+        ident = new_id()
+        async for at, answer, _, _ in self.engine.answers(plan):
+            yield DecideChunk.model_validate(
+                {"id": ident, "index": at, "answer": answer}
+            ).model_dump()
+
+    def _input(self, value: Any, config: RunnableConfig) -> DecideInput:
+        data = validated(DecideInput, value)
+        model = (config.get("configurable") or {}).get("model")
+        if model and not data.model:
+            data = data.model_copy(update={"model": str(model)})
+        return data
+
+
+def build_engine(settings: Settings) -> DecisionEngine:
+    """The engine shared by /decide, /v1/decisions and /classify."""
+    return DecisionEngine(
+        scorer=TextScorer(settings),
+        default_model=settings.model_name,
+        calibration=settings.decision_calibration,
+        max_work=settings.decision_max_work,
+        max_prompt_chars=settings.max_prompt_chars,
+    )
+
+
+def build_chain(settings: Settings, engine: DecisionEngine | None = None) -> Runnable[Any, Any]:
+    """The /decide chain over ``engine`` (one is built when none is given)."""
+    chain = Decide(engine=engine or build_engine(settings))
+    return chain.with_types(input_type=DecideInput, output_type=DecisionOutput)
