@@ -5,10 +5,10 @@
 * ``platt``: ``q_i ∝ exp(a · ln p_i + b_v)``, a slope and a bias per value ``v`` (Platt
   scaling for two values, its vector-bias form for more): also corrects a model that leans
   toward one value. The biases carry an L2 penalty so an unseen or rare value stays near 0.
-* ``isotonic``: a non-decreasing step map of the top value's probability to how often the
-  top value was right (pool adjacent violators, each block smoothed toward 1/2 by half an
-  outcome), interpolated between block centres; the other values share the rest in their
-  raw proportions. Needs many outcomes.
+* ``isotonic``: per value, a non-decreasing map of its probability to how often it was the
+  right one (pool adjacent violators, each block smoothed toward 1/2 by half an outcome,
+  linear between block centres), then renormalised (Zadrozny and Elkan's one-vs-rest). No
+  shape assumed, so it needs many outcomes.
 
 Probabilities are floored at ``P_FLOOR`` before any log, so a raw 0 (a value outside the
 backend's top-k) stays finite. Pure functions, no I/O.
@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from chains.calibration_metrics import Example, top
+from chains.calibration_metrics import Example
 
 Method = Literal["temperature", "platt", "isotonic"]
 P_FLOOR = 1e-12
@@ -74,14 +74,13 @@ class Platt:
 
 
 @dataclass(frozen=True)
-class Isotonic:
-    """Top-value probability ``x`` to calibrated ``y``: linear between the (xs, ys) knots."""
+class Step:
+    """A non-decreasing map of [0, 1] onto itself: linear between the (xs, ys) knots."""
 
     xs: tuple[float, ...]
     ys: tuple[float, ...]
-    method: Method = "isotonic"
 
-    def top_probability(self, x: float) -> float:
+    def __call__(self, x: float) -> float:
         xs, ys = self.xs, self.ys
         if x <= xs[0]:
             return ys[0]
@@ -93,24 +92,23 @@ class Isotonic:
         w = (x - xs[lo]) / span if span > 0 else 1.0
         return ys[lo] + w * (ys[hi] - ys[lo])
 
+
+@dataclass(frozen=True)
+class Isotonic:
+    """One step map per value (its probability to how often it was right), renormalised."""
+
+    maps: dict[str, Step]
+    method: Method = "isotonic"
+
     def apply(self, keys: Sequence[str], probs: Sequence[float]) -> list[float]:
-        best = top(probs)
-        old = probs[best]
-        new = self.top_probability(old)
-        rest = 1.0 - old
-        others = len(probs) - 1
-        out = []
-        for i, p in enumerate(probs):
-            if i == best:
-                out.append(new)
-            elif rest > P_FLOOR:
-                out.append(p * (1.0 - new) / rest)
-            else:
-                out.append((1.0 - new) / others)
-        return out
+        mapped = [
+            self.maps[k](p) if k in self.maps else p for k, p in zip(keys, probs, strict=True)
+        ]
+        total = math.fsum(mapped)
+        return [m / total for m in mapped] if total > 0 else list(probs)
 
     def params(self) -> dict[str, Any]:
-        return {"xs": list(self.xs), "ys": list(self.ys)}
+        return {"maps": {k: {"xs": list(m.xs), "ys": list(m.ys)} for k, m in self.maps.items()}}
 
 
 Calibrator = Temperature | Platt | Isotonic
@@ -123,7 +121,11 @@ def from_params(method: Method, params: dict[str, Any]) -> Calibrator:
     if method == "platt":
         bias = {str(k): float(v) for k, v in params["bias"].items()}
         return Platt(float(params["slope"]), bias)
-    return Isotonic(tuple(map(float, params["xs"])), tuple(map(float, params["ys"])))
+    maps = {
+        str(k): Step(tuple(map(float, m["xs"])), tuple(map(float, m["ys"])))
+        for k, m in params["maps"].items()
+    }
+    return Isotonic(maps)
 
 
 def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
@@ -226,13 +228,10 @@ def fit_platt(examples: Sequence[Example]) -> Platt:
     return Platt(slope, bias)
 
 
-def fit_isotonic(examples: Sequence[Example]) -> Isotonic:
-    """Pool adjacent violators on (top probability, top value was right)."""
-    points = sorted(
-        (ex.probs[top(ex.probs)], float(top(ex.probs) == ex.outcome)) for ex in examples
-    )
+def _pav(points: list[tuple[float, float]]) -> Step:
+    """Pool adjacent violators on (probability, 1 if right else 0), sorted by probability."""
     blocks: list[list[float]] = []  # [sum x, sum y, count]
-    for x, y in points:
+    for x, y in sorted(points):
         blocks.append([x, y, 1.0])
         while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
             sx, sy, n = blocks.pop()
@@ -241,7 +240,16 @@ def fit_isotonic(examples: Sequence[Example]) -> Isotonic:
     smoothed = [(sy + 0.5) / (n + 1.0) for _, sy, n in blocks]
     # smoothing a small block toward 1/2 can undo the order: keep the map non-decreasing
     ys = tuple(max(smoothed[: i + 1]) for i in range(len(smoothed)))
-    return Isotonic(xs, ys)
+    return Step(xs, ys)
+
+
+def fit_isotonic(examples: Sequence[Example]) -> Isotonic:
+    """Per value, pool adjacent violators on (its probability, it was the right one)."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for ex in examples:
+        for i, (k, p) in enumerate(zip(ex.keys, ex.probs, strict=True)):
+            points.setdefault(k, []).append((p, float(i == ex.outcome)))
+    return Isotonic({k: _pav(pts) for k, pts in sorted(points.items())})
 
 
 FITTERS: dict[Method, Callable[[Sequence[Example]], Calibrator]] = {

@@ -19,6 +19,7 @@ from chains.calibration_fit import (
 from chains.calibration_methods import (
     Isotonic,
     Platt,
+    Step,
     Temperature,
     fit_isotonic,
     fit_platt,
@@ -84,20 +85,22 @@ def test_platt_recovers_slope_and_lean() -> None:
 
 
 def test_isotonic_is_monotone_and_helps() -> None:
-    data = overconfident(2000, power=3.0, seed=2)
+    data = overconfident(2000, power=3.0, seed=2, lean=1.0)
     fitted = fit_isotonic(data)
-    assert list(fitted.ys) == sorted(fitted.ys)
-    assert all(0 < y < 1 for y in fitted.ys)
-    assert ece([ex.with_probs(fitted.apply(ex.keys, ex.probs)) for ex in data]) < ece(data)
+    assert set(fitted.maps) == set(KEYS)
+    for step in fitted.maps.values():
+        assert list(step.ys) == sorted(step.ys) and all(0 < y < 1 for y in step.ys)
+    calibrated = [ex.with_probs(fitted.apply(ex.keys, ex.probs)) for ex in data]
+    assert ece(calibrated) < ece(data) / 2
+    assert log_loss(calibrated) < log_loss(data)
 
 
-def test_isotonic_spreads_the_rest_in_raw_proportions() -> None:
-    iso = Isotonic((0.5, 1.0), (0.5, 0.8))
+def test_isotonic_maps_each_value_then_renormalises() -> None:
+    iso = Isotonic({"a": Step((0.5, 1.0), (0.5, 0.8)), "b": Step((0.0, 1.0), (0.1, 0.1))})
     probs = iso.apply(("a", "b", "c"), (0.8, 0.15, 0.05))
-    assert probs[0] == pytest.approx(0.68)
-    assert probs[1] / probs[2] == pytest.approx(3.0)
-    assert sum(probs) == pytest.approx(1.0)
-    assert iso.apply(("a", "b", "c"), (1.0, 0.0, 0.0))[1] == pytest.approx(0.1)
+    # a: 0.5 + 0.6 * 0.3 = 0.68; b: 0.1; c (never fitted) keeps 0.05; then / 0.83
+    assert probs == pytest.approx([0.68 / 0.83, 0.1 / 0.83, 0.05 / 0.83])
+    assert iso.apply(("x", "y"), (0.3, 0.7)) == [0.3, 0.7]  # values it never saw: unchanged
 
 
 @pytest.mark.parametrize(
@@ -105,7 +108,7 @@ def test_isotonic_spreads_the_rest_in_raw_proportions() -> None:
     [
         pytest.param(Temperature(2.5), id="temperature"),
         pytest.param(Platt(0.7, {'"a"': 0.3}), id="platt"),
-        pytest.param(Isotonic((0.4, 0.9), (0.45, 0.7)), id="isotonic"),
+        pytest.param(Isotonic({'"a"': Step((0.4, 0.9), (0.45, 0.7))}), id="isotonic"),
     ],
 )
 def test_params_round_trip(calibrator: Temperature | Platt | Isotonic) -> None:
@@ -137,7 +140,7 @@ def test_fit_applies_when_it_helps_held_out() -> None:
     assert report.after.ece < report.before.ece
     assert report.before == scores(data[200:])
     assert sum(b.count for b in report.bins_after) == 100
-    assert set(report.candidates) == {"temperature", "platt"}
+    assert set(report.candidates) == {"temperature", "platt", "isotonic"}
 
 
 def test_fit_that_would_worsen_log_loss_is_not_applied() -> None:
