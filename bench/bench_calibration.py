@@ -30,6 +30,8 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -105,15 +107,37 @@ def judge(fit: dict[str, Any], test: Sequence[Example]) -> tuple[Scores, Scores]
     return scores(test), scores(apply(calibrator, test))
 
 
+def ece_floor(examples: Sequence[Example], draws: int = 500) -> float:
+    """Mean ECE if the right values were drawn from these very distributions: what a
+    perfectly calibrated model still measures on this many outcomes (binning noise)."""
+    rng = random.Random(0)
+    total = 0.0
+    for _ in range(draws):
+        drawn = []
+        for ex in examples:
+            u, acc, pick = rng.random(), 0.0, len(ex.probs) - 1
+            for i, p in enumerate(ex.probs):
+                acc += p
+                if u < acc:
+                    pick = i
+                    break
+            drawn.append(Example(ex.keys, ex.probs, pick))
+        total += scores(drawn).ece
+    return total / draws
+
+
 def row(label: str, s: Scores) -> str:
     return f"  {label:<22} ECE {s.ece:6.3f}   Brier {s.brier:6.3f}   log loss {s.log_loss:6.3f}"
 
 
-def run_bench(url: str, shots_list: Sequence[int], batch_size: int) -> None:
+def run_bench(
+    url: str, shots_list: Sequence[int], batch_size: int, save: Path | None = None
+) -> None:
     rows = load(DATA, None)
     examples = load(EXAMPLES, None)
     parts = halves(rows)
     table: dict[str, tuple[Scores, Scores]] = {}
+    floors: dict[str, float] = {}
     stamp = int(time.time())
     for shots in shots_list:
         title = "zero-shot" if shots == 0 else f"{shots}-shot"
@@ -121,6 +145,10 @@ def run_bench(url: str, shots_list: Sequence[int], batch_size: int) -> None:
         results = classify_all(url, rows, LABELS, batch_size, examples[:shots])
         if len(results) != len(rows):
             raise SystemExit(f"{len(rows) - len(results)} sentences failed: no figures")
+        if save is not None:
+            with save.open("a", encoding="utf-8") as out:
+                for r in results:
+                    out.write(json.dumps({"shots": shots, **asdict(r)}) + "\n")
         raw_all: list[Example] = []
         cal_all: list[Example] = []
         for direction, (fit_part, test_part) in (("A->B", parts), ("B->A", parts[::-1])):
@@ -139,12 +167,17 @@ def run_bench(url: str, shots_list: Sequence[int], batch_size: int) -> None:
             else:
                 cal_all += test
         table[title] = (scores(raw_all), scores(cal_all))
+        floors[title] = ece_floor(cal_all)
     print("\n=== side by side: each sentence judged by the fit of the half it is not in ===")
-    print(f"{'':12}{'ECE raw':>9}{'ECE cal':>9}{'LL raw':>9}{'LL cal':>9}{'Brier raw':>11}"
-          f"{'Brier cal':>11}")  # fmt: skip
+    print(f"{'':12}{'ECE raw':>9}{'ECE cal':>9}{'floor':>7}{'LL raw':>9}{'LL cal':>9}"
+          f"{'Brier raw':>11}{'Brier cal':>11}")  # fmt: skip
     for title, (raw, cal) in table.items():
-        print(f"{title:12}{raw.ece:9.3f}{cal.ece:9.3f}{raw.log_loss:9.3f}{cal.log_loss:9.3f}"
-              f"{raw.brier:11.3f}{cal.brier:11.3f}")  # fmt: skip
+        print(f"{title:12}{raw.ece:9.3f}{cal.ece:9.3f}{floors[title]:7.3f}{raw.log_loss:9.3f}"
+              f"{cal.log_loss:9.3f}{raw.brier:11.3f}{cal.brier:11.3f}")  # fmt: skip
+    print(
+        "floor: mean ECE of a perfectly calibrated model with the calibrated confidences "
+        "on as many outcomes (10-bin noise)"
+    )
 
 
 KINDS: dict[str, tuple[float, float]] = {
@@ -194,6 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("url", nargs="?", help="base URL of a running service (default: start one)")
     parser.add_argument("--shots", default="0,4", help="comma-separated numbers of examples")
     parser.add_argument("--batch-size", type=int, default=10, help="sentences per /batch call")
+    parser.add_argument("--save", type=Path, help="append /classify's answers here (JSONL)")
     parser.add_argument("--curve", action="store_true", help="print the learning curve only")
     parser.add_argument("--sizes", default="10,20,40,60,100,200,400,800", help="curve's N")
     parser.add_argument("--repeats", type=int, default=10, help="curve's draws per N")
@@ -202,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         learning_curve([int(n) for n in args.sizes.split(",")], args.repeats)
         return
     with target(args.url) as url:
-        run_bench(url, [int(n) for n in args.shots.split(",")], args.batch_size)
+        run_bench(url, [int(n) for n in args.shots.split(",")], args.batch_size, args.save)
 
 
 if __name__ == "__main__":
