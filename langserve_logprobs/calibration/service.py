@@ -14,20 +14,19 @@ learns what contextual calibration left over.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
-from chains.calibration_fit import FitReport, fit, split
+from chains.calibration_apply import LearnedFit, RawAnswer, value_key
+from chains.calibration_fit import fit, split
 from chains.calibration_methods import from_params
 from chains.calibration_metrics import Example
+from langserve_logprobs.calibration.fits import fit_model, fit_row
 from langserve_logprobs.calibration.schemas import (
     AppliedCalibration,
     CalibrationFit,
@@ -43,20 +42,10 @@ from langserve_logprobs.errors import InvalidRequestError, NotFoundError, invali
 CACHE_SECONDS = 5.0
 SUM_TOLERANCE = 1e-3
 MAX_IMPORT_LINES = 100_000
-REPORT_KEYS = (
-    "train_count",
-    "heldout_count",
-    "before",
-    "after",
-    "bins_before",
-    "bins_after",
-    "candidates",
-)
+NO_FIT = "no fit yet: record outcomes, then fit"
 
 
-def key(value: Any) -> str:
-    """A value's identity: its JSON text."""
-    return json.dumps(value)
+key = value_key
 
 
 def check_distribution(choices: Sequence[Any], probabilities: Sequence[float]) -> list[float]:
@@ -81,44 +70,6 @@ def _outcome_index(choices: Sequence[Any], outcome: Any) -> int:
         msg = f"outcome {key(outcome)} is not one of the question's values ({', '.join(keys)})"
         raise InvalidRequestError(msg)
     return keys.index(key(outcome))
-
-
-def _utc(when: datetime) -> datetime:
-    # SQLite keeps no time zone: every time stored here is UTC
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
-
-
-def _fit_model(row: dict[str, Any]) -> CalibrationFit:
-    report = row["report"]
-    return CalibrationFit(
-        version=row["id"],
-        calibration=row["calibration"],
-        method=row["method"],
-        params=row["params"],
-        applied=row["applied"],
-        reason=row["reason"],
-        outcome_count=row["outcome_count"],
-        train_count=report["train_count"],
-        heldout_count=report["heldout_count"],
-        before=report["before"],
-        after=report["after"],
-        reliability_before=report["bins_before"],
-        reliability_after=report["bins_after"],
-        candidates=report["candidates"],
-        created_at=_utc(row["created_at"]),
-    )
-
-
-def _fit_row(report: FitReport, outcome_count: int) -> dict[str, Any]:
-    data = asdict(report)
-    return {
-        "method": report.method,
-        "params": report.params,
-        "applied": report.applied,
-        "reason": report.reason,
-        "outcome_count": outcome_count,
-        "report": {k: data[k] for k in REPORT_KEYS},
-    }
 
 
 class CalibrationService:
@@ -218,7 +169,7 @@ class CalibrationService:
         ]
         train, heldout = split([r.id or 0 for r in records], examples)
         report, _ = fit(train, heldout)
-        stored = _fit_model(self.store.save_fit(name, _fit_row(report, len(records))))
+        stored = fit_model(self.store.save_fit(name, fit_row(report, len(records))))
         with self._lock:
             self._cache[name] = (time.monotonic() + self.cache_seconds, stored)
         return stored
@@ -231,7 +182,7 @@ class CalibrationService:
         if hit is not None and hit[0] > now:
             return hit[1]
         row = self.store.latest_fits(name).get(name)
-        found = _fit_model(row) if row is not None else None
+        found = fit_model(row) if row is not None else None
         with self._lock:
             self._cache[name] = (now + self.cache_seconds, found)
         return found
@@ -255,7 +206,7 @@ class CalibrationService:
                 CalibrationState(
                     calibration=n,
                     outcome_count=counts.get(n, 0),
-                    fit=_fit_model(fits[n]) if n in fits else None,
+                    fit=fit_model(fits[n]) if n in fits else None,
                 )
                 for n in names
             ]
@@ -265,13 +216,17 @@ class CalibrationService:
         self, name: str, choices: Sequence[Any], probabilities: Sequence[float]
     ) -> tuple[list[float], AppliedCalibration]:
         """``probabilities`` mapped by the newest applied fit of ``name`` (raw if none)."""
+        learned = self.learned(name)
+        return learned.apply(choices, probabilities), AppliedCalibration(**learned.info)
+
+    def learned(self, name: str) -> LearnedFit:
+        """The newest fit of ``name`` as a route applies it (no calibrator: answers stay raw)."""
         latest = self.latest(name)
-        raw = list(probabilities)
         if latest is None:
-            reason = "no fit yet: record outcomes, then fit"
-            return raw, AppliedCalibration(
-                name=name, version=None, method=None, applied=False, reason=reason
+            info = AppliedCalibration(
+                name=name, version=None, method=None, applied=False, reason=NO_FIT
             )
+            return LearnedFit(name, None, info.model_dump())
         info = AppliedCalibration(
             name=name,
             version=latest.version,
@@ -280,17 +235,20 @@ class CalibrationService:
             reason=latest.reason,
         )
         if not latest.applied or latest.method is None:
-            return raw, info
+            return LearnedFit(name, None, info.model_dump())
         method: Any = latest.method
-        calibrator = from_params(method, latest.params)
-        return calibrator.apply([key(c) for c in choices], raw), info
+        return LearnedFit(name, from_params(method, latest.params), info.model_dump())
 
-    async def acalibrate(
-        self, name: str, choices: Sequence[Any], probabilities: Sequence[float]
-    ) -> tuple[list[float], AppliedCalibration]:
-        """``calibrate`` off the event loop."""
-        return await asyncio.to_thread(self.calibrate, name, choices, probabilities)
+    async def fitted(self, name: str) -> LearnedFit:
+        """``learned`` off the event loop (``CalibrationSource``)."""
+        return await asyncio.to_thread(self.learned, name)
 
-    async def arecord_answers(self, answers: Sequence[AnswerRecord]) -> None:
-        """``store.record_answers`` off the event loop."""
-        await asyncio.to_thread(self.store.record_answers, answers)
+    async def record_decision(
+        self, decision_id: str, name: str, answers: Sequence[RawAnswer]
+    ) -> None:
+        """Store a decision's raw answers off the event loop (``CalibrationSource``)."""
+        rows = [
+            AnswerRecord(decision_id, a.index, a.question, name, a.values, a.probabilities)
+            for a in answers
+        ]
+        await asyncio.to_thread(self.store.record_answers, rows)
