@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from langchain_core.runnables import Runnable
 from langserve import add_routes
@@ -25,11 +26,11 @@ from langserve_logprobs.auth import PrivateKeyGuard
 from langserve_logprobs.backend import EmbeddedModel
 from langserve_logprobs.calibration.api import install_calibration
 from langserve_logprobs.decisions_api import add_decisions_route
-from langserve_logprobs.exposure import install_exposure, plan_exposure
+from langserve_logprobs.exposure import edge_middleware, install_exposure, plan_exposure
 from langserve_logprobs.metrics import ServiceMetrics, serve_metrics
-from langserve_logprobs.middleware import install_error_handling
 from langserve_logprobs.routes import wrap_route
 from langserve_logprobs.settings import LOCAL_PREFIX, Settings, get_settings
+from langserve_logprobs.workarounds.input_echo import validation_error
 from langserve_logprobs.workarounds.invoke_encoding import add_invoke_route
 from ui import mount_ui
 
@@ -82,11 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Token log-probabilities for remote LangChain clients.",
         lifespan=lifespan,
+        middleware=edge_middleware(settings, exposure, metrics, secrets),
+        exception_handlers={RequestValidationError: validation_error},
     )
     app.state.ready = False
     app.state.settings = settings
     app.state.backend_url = embedded.base_url if embedded is not None else None
-    install_error_handling(app, secrets)
     install_exposure(app, settings, exposure, metrics)
     calibration = install_calibration(app, settings)
     if embedded is not None:

@@ -16,10 +16,10 @@ left out of the sums (``stats.num_unknown`` counts them).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
@@ -140,13 +140,6 @@ class Generate(ModelChain):
         message = await self.model.ainvoke(messages, child)
         return _Accumulator(self.low_prob_threshold).output(message)
 
-    def _invoke(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> dict[str, Any]:
-        messages = self._messages(value)
-        child = patch_config(config, callbacks=run_manager.get_child())
-        return _Accumulator(self.low_prob_threshold).output(self.model.invoke(messages, child))
-
     async def _astream(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> AsyncIterator[dict[str, Any]]:
@@ -154,17 +147,6 @@ class Generate(ModelChain):
         child = patch_config(config, callbacks=run_manager.get_child())
         acc = _Accumulator(self.low_prob_threshold)
         async for chunk in self.model.astream(messages, child):
-            if (event := acc.feed(chunk)) is not None:
-                yield event
-        yield acc.final()
-
-    def _stream(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[dict[str, Any]]:
-        messages = self._messages(value)
-        child = patch_config(config, callbacks=run_manager.get_child())
-        acc = _Accumulator(self.low_prob_threshold)
-        for chunk in self.model.stream(messages, child):
             if (event := acc.feed(chunk)) is not None:
                 yield event
         yield acc.final()

@@ -11,8 +11,9 @@ dropped) and cut at ``max_tokens`` if the upstream runs past it. The last chunk 
 schema, how many ``bytes_rebuilt``, a ``top_logprobs_clamped_to``, ``length_cut``.
 ``use_responses_api`` stays off: that path drops logprobs.
 
-Every call streams from the upstream, read as plain dicts (``chains.upstream_stream``), so
-the length guard works whatever the upstream does. ``ainvoke`` merges those dicts into
+Every call streams from the upstream, read as plain dicts
+(``langserve_logprobs.workarounds.sdk_chunk_models``), so the length guard works whatever
+the upstream does. ``ainvoke`` merges those dicts into
 one message (no chunk objects, no per-token callbacks) that equals the merged stream.
 """
 
@@ -27,7 +28,6 @@ from langchain_core.language_models.chat_models import agenerate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import ConfigurableField, Runnable
-from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import (
     _handle_openai_api_error,
@@ -35,7 +35,6 @@ from langchain_openai.chat_models.base import (
 )
 from pydantic import Field, SecretStr
 
-from chains.upstream_stream import merge_chunks, raw_chunks
 from langserve_logprobs.capabilities import (
     Capabilities,
     acapabilities_for,
@@ -45,6 +44,8 @@ from langserve_logprobs.capabilities import (
 )
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.workarounds.sdk_chunk_models import merge_chunks, raw_chunks
+from langserve_logprobs.workarounds.streaming_invoke import listens_to_tokens
 
 LOCAL_API_KEY = "local-no-key"
 _T = TypeVar("_T")
@@ -89,20 +90,20 @@ class _Reading:
         """True at the limit on an upstream that may not stop there by itself."""
         return self.limit is not None and not self.caps.honours_length and self.tokens >= self.limit
 
-    def feed(self, admitted: bool) -> bool:
-        """After ``admit``: False when reading stops here (past the limit: withhold the item)."""
+    def step(self, admitted: bool) -> tuple[bool, bool]:
+        """After ``admit``: whether to pass the item on, and whether to stop reading after
+        it (past the limit: withhold it and stop; at the limit: pass it and stop)."""
         self.seen = True
-        self.cut = not admitted
-        return admitted
+        self.cut = not admitted or self.reached()
+        return admitted, self.cut
 
     def guarded(self, items: Iterator[_T], admit: Callable[[_T], bool]) -> Iterator[_T]:
         """``items`` up to the limit (``admit`` counts and fixes each); the rest is never read."""
         for item in items:
-            if not self.feed(admit(item)):
-                return
-            yield item
-            if self.reached():
-                self.cut = True
+            keep, stop = self.step(admit(item))
+            if keep:
+                yield item
+            if stop:
                 return
 
     async def aguarded(
@@ -110,11 +111,10 @@ class _Reading:
     ) -> AsyncIterator[_T]:
         """``guarded`` for an async stream."""
         async for item in items:
-            if not self.feed(admit(item)):
-                return
-            yield item
-            if self.reached():
-                self.cut = True
+            keep, stop = self.step(admit(item))
+            if keep:
+                yield item
+            if stop:
                 return
 
     def last(self) -> ChatGenerationChunk:
@@ -223,10 +223,8 @@ class UpstreamChatOpenAI(ChatOpenAI):
     ) -> bool:
         # ainvoke goes to _agenerate (which streams the upstream itself) unless someone
         # listens to the tokens (astream_events, a streaming callback handler).
-        if async_api and not kwargs.get("stream"):
-            handlers = run_manager.handlers if run_manager else []
-            if not any(isinstance(h, _StreamingCallbackHandler) for h in handlers):
-                return False
+        if async_api and not kwargs.get("stream") and not listens_to_tokens(run_manager):
+            return False
         return bool(super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs))
 
     async def _agenerate(

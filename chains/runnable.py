@@ -1,20 +1,22 @@
 """Bases for chains that wrap the chat model with invoke and streaming of their own.
 
-``ChainRunnable`` subclasses implement ``_ainvoke``/``_invoke`` (one input -> one output) and,
-if their stream is more than that one output, ``_astream``/``_stream`` (one input -> events).
-This base routes them through langchain-core's ``_acall_with_config`` and
-``_atransform_stream_with_config`` so that callbacks, tracing metadata and ``astream_events``
-work as for any built-in runnable.
+``ChainRunnable`` subclasses implement ``_ainvoke`` (one input -> one output) and, if their
+stream is more than that one output, ``_astream`` (one input -> events). This base routes
+them through langchain-core's ``_acall_with_config`` and ``_atransform_stream_with_config``
+so that callbacks, tracing metadata and ``astream_events`` work as for any built-in
+runnable; the sync ``invoke`` and ``stream`` are derived from them, never written twice.
 ``ModelChain`` adds what every such chain holds: the chat model (whose request-time knobs
 it exposes) and the prompt size limit (``check_prompt_size``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, Any
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Iterator
+from typing import Annotated, Any, TypeVar
 
-from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
 from langchain_core.runnables.utils import ConfigurableFieldSpec
@@ -24,6 +26,8 @@ from langserve_logprobs.errors import InvalidRequestError
 
 # An optional text field whose JSON Schema is plain "string": LangServe's playground
 # cannot render the {"type": "null"} branch that pydantic gives ``str | None``.
+_T = TypeVar("_T")
+
 OptionalText = Annotated[str | None, WithJsonSchema({"type": "string"})]
 
 
@@ -39,9 +43,50 @@ def check_prompt_size(max_chars: int, *parts: str | None, what: str = "input") -
         raise InvalidRequestError(msg)
 
 
+class _Loop:
+    """One event loop on a daemon thread, where the sync entry points run the async ones.
+
+    One loop for every sync call of the process, so that the model's async HTTP client
+    (bound to the loop that first used it) is always used from that same loop.
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None:
+                cls._loop = asyncio.new_event_loop()
+                threading.Thread(target=cls._loop.run_forever, daemon=True).start()
+            return cls._loop
+
+    @classmethod
+    def run(cls, work: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(work, cls.get()).result()
+
+    @classmethod
+    def iterate(cls, events: AsyncGenerator[_T, None]) -> Iterator[_T]:
+        async def step() -> _T:
+            return await anext(events)
+
+        async def close() -> None:
+            await events.aclose()
+
+        try:
+            while True:
+                try:
+                    yield cls.run(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            cls.run(close())
+
+
 class ChainRunnable(RunnableSerializable[Any, Any]):
-    """Base: subclasses define ``_ainvoke``/``_invoke``; a stream is their one output unless
-    they define ``_astream``/``_stream`` too."""
+    """Base: subclasses define ``_ainvoke``; a stream is its one output unless they define
+    ``_astream`` too. Async first: ``invoke`` and ``stream`` run ``ainvoke`` and ``astream``
+    on one background event loop (LangServe calls only the async methods)."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -50,26 +95,16 @@ class ChainRunnable(RunnableSerializable[Any, Any]):
     ) -> Any:
         raise NotImplementedError
 
-    def _invoke(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Any:
-        raise NotImplementedError
-
     async def _astream(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> AsyncIterator[Any]:
         yield await self._ainvoke(value, run_manager, config)
 
-    def _stream(
-        self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[Any]:
-        yield self._invoke(value, run_manager, config)
-
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         return await self._acall_with_config(self._ainvoke, input, ensure_config(config))
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        return self._call_with_config(self._invoke, input, ensure_config(config))
+        return _Loop.run(self.ainvoke(input, config, **kwargs))
 
     async def _atransform(
         self,
@@ -80,12 +115,6 @@ class ChainRunnable(RunnableSerializable[Any, Any]):
         values = [value async for value in inputs]
         async for event in self._astream(values[-1], run_manager, config):
             yield event
-
-    def _transform(
-        self, inputs: Iterator[Any], run_manager: CallbackManagerForChainRun, config: RunnableConfig
-    ) -> Iterator[Any]:
-        values = list(inputs)
-        yield from self._stream(values[-1], run_manager, config)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -101,9 +130,7 @@ class ChainRunnable(RunnableSerializable[Any, Any]):
     def stream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
     ) -> Iterator[Any]:
-        yield from self._transform_stream_with_config(
-            iter([input]), self._transform, ensure_config(config)
-        )
+        yield from _Loop.iterate(self.astream(input, config, **kwargs))  # type: ignore[arg-type]
 
 
 class ModelChain(ChainRunnable):

@@ -104,6 +104,8 @@ class JsonAnswerChain(ModelChain):
     def _invoke(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
+        # Nothing calls it (ChainRunnable.invoke runs _ainvoke): kept for Classify._invoke's
+        # super() call (chains/classify.py), and goes with it.
         model, prepared = self._request(value)
         child = patch_config(config, callbacks=run_manager.get_child())
         return prepared.finish(model.invoke(prepared.messages, child))

@@ -26,11 +26,10 @@ from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette._utils import get_route_path
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from langserve_logprobs.edge import request_info, send_body, send_error
+from langserve_logprobs.edge import request_info, route_path, send_body, send_error
 from langserve_logprobs.errors import UnauthorizedError
 from langserve_logprobs.settings import Settings
 
@@ -130,7 +129,7 @@ class ApiKeyMiddleware:
         self.checker = checker
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or is_public(get_route_path(scope)):
+        if scope["type"] != "http" or is_public(route_path(scope)):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -155,7 +154,7 @@ class ApiKeyMiddleware:
         challenge = {"WWW-Authenticate": 'Bearer realm="langserve-logprobs"'}
         if scope.get("method") == "GET" and "text/html" in headers.get("accept", ""):
             query = scope.get("query_string", b"").decode("latin-1")
-            target = get_route_path(scope) + (f"?{query}" if query else "")
+            target = route_path(scope) + (f"?{query}" if query else "")
             page = login_page(scope.get("root_path", ""), target, "")
             await send_body(send, 401, page.encode(), "text/html; charset=utf-8", challenge)
             return

@@ -1,4 +1,6 @@
-"""What the edge middlewares share: a JSON error answer and per-request bookkeeping.
+"""What the edge middlewares share: per-request bookkeeping, a JSON error answer, and what
+a request is (its path below the app's root, the route it matches, whether its answer is an
+event stream).
 
 ``auth``, ``quotas`` and ``metrics`` are plain ASGI middlewares. They talk to each other
 through one ``RequestInfo`` kept in the request's ``scope["state"]`` (which Starlette
@@ -10,10 +12,12 @@ refused, the tokens counted by the chains' callback, the time of the first strea
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import Scope, Send
+from starlette.routing import BaseRoute, Match
+from starlette.types import Message, Scope, Send
 
 from langserve_logprobs.errors import ServiceError
 
@@ -69,3 +73,29 @@ async def send_body(
     raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path below the app's ``root_path`` (what the app's routes match)."""
+    path = str(scope["path"])
+    root = str(scope.get("root_path", ""))
+    if not root or not path.startswith(root):
+        return path
+    rest = path[len(root) :]
+    return rest if not rest or rest.startswith("/") else path
+
+
+def matching_routes(scope: Scope) -> Iterator[BaseRoute]:
+    """The app's routes that fully match the request, in the order the router tries them
+    (so the first is the one that answers). Works before routing has run."""
+    for route in getattr(scope.get("app"), "routes", ()):
+        if isinstance(route, BaseRoute) and route.matches(scope)[0] == Match.FULL:
+            yield route
+
+
+def is_event_stream(start: Message) -> bool:
+    """Whether an ``http.response.start`` message begins a server-sent event stream."""
+    for name, value in start.get("headers", ()):
+        if name.lower() == b"content-type":
+            return bytes(value).startswith(b"text/event-stream")
+    return False

@@ -50,11 +50,11 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.routing import Match, Mount
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from langserve_logprobs.access_log import log_access
-from langserve_logprobs.edge import RequestInfo, request_info
+from langserve_logprobs.edge import RequestInfo, is_event_stream, matching_routes, request_info
 from langserve_logprobs.errors import UpstreamError, to_service_error
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -186,12 +186,11 @@ def route_label(scope: Scope, root_path: str) -> str:
         mounted = str(scope.get("root_path", ""))[len(root_path) :]
         return mounted + template
     # Refused before routing (401, 413, 429): the route it would have reached.
-    for candidate in getattr(scope.get("app"), "routes", ()):
-        match, _ = candidate.matches(scope)
-        if match == Match.FULL:
-            path = str(getattr(candidate, "path", _UNMATCHED))
-            return path + "/{path:path}" if isinstance(candidate, Mount) else path
-    return _UNMATCHED
+    candidate = next(matching_routes(scope), None)
+    if candidate is None:
+        return _UNMATCHED
+    path = str(getattr(candidate, "path", _UNMATCHED))
+    return path + "/{path:path}" if isinstance(candidate, Mount) else path
 
 
 class ObserveMiddleware:
@@ -215,8 +214,7 @@ class ObserveMiddleware:
             nonlocal status, sse
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = dict(message.get("headers", []))
-                sse = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+                sse = is_event_stream(message)
             elif sse and info.first_event is None and b"event: data" in message.get("body", b""):
                 info.first_event = time.perf_counter()
             await send(message)

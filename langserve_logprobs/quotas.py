@@ -21,11 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette._utils import get_route_path
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from langserve_logprobs.edge import request_info, send_error
+from langserve_logprobs.edge import request_info, route_path, send_error
 from langserve_logprobs.errors import PayloadTooLargeError, TooManyRequestsError
 
 EXEMPT_PATHS = frozenset({"/healthz", "/metrics"})
@@ -130,7 +129,7 @@ class LimitsMiddleware:
         if (
             scope["type"] != "http"
             or scope.get("method") != "POST"
-            or get_route_path(scope) in EXEMPT_PATHS
+            or route_path(scope) in EXEMPT_PATHS
         ):
             await self.app(scope, receive, send)
             return

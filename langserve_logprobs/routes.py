@@ -4,22 +4,21 @@ LangServe does not check ``config.configurable`` values against their declared r
 here every call checks them first (``top_logprobs`` 0-20, ``max_tokens`` up to the cap,
 finite ``temperature`` ...) and a bad value is a 400 naming the field. The schema they
 are checked against is built once, when the route is wrapped.
-LangServe runs ``/batch`` all-or-nothing: one failing item fails the request. Here a
-failed item comes back in its place as an ``ItemError``
-(``{"error": {"type", "message", "status_code"}}``) while the other items carry their
-normal output.
+LangServe runs ``/batch`` all-or-nothing: here a failed item comes back in its place as an
+``ItemError`` while the other items carry their normal output
+(``workarounds.all_or_nothing_batch``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Annotated, Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
-from langchain_core.runnables.config import get_config_list
-from pydantic import BaseModel, Field, RootModel, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from langserve_logprobs.errors import InvalidRequestError, ItemError, to_service_error, validated
+from langserve_logprobs.errors import validated
+from langserve_logprobs.workarounds.all_or_nothing_batch import output_or_error, per_item
 
 # bound chain's id -> (the chain, its configurable ids, its config schema). The chain is
 # kept so that its id is never reused; routes are few and live as long as the app.
@@ -42,8 +41,8 @@ def _config_check(bound: Runnable[Any, Any]) -> tuple[frozenset[str], type[BaseM
 class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
     """Delegates to ``bound`` once the call's config is checked; batches fail per item.
 
-    LangServe calls ``ainvoke``, ``abatch``, ``astream`` (``astream_log`` goes through it)
-    and ``astream_events``; the sync methods are checked the same way.
+    LangServe calls only ``ainvoke``, ``abatch``, ``astream`` (``astream_log`` goes through
+    it) and ``astream_events``: those are checked; the sync methods are RunnableBinding's.
     """
 
     secrets: list[str] = Field(default_factory=list)
@@ -69,19 +68,9 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         if values and self.config_model is not None:
             validated(self.config_model, {"configurable": values}, "config")
 
-    def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
-        self.check_config(config)
-        return super().invoke(input, config, **kwargs)
-
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         self.check_config(config)
         return await super().ainvoke(input, config, **kwargs)
-
-    def stream(
-        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
-    ) -> Iterator[Any]:
-        self.check_config(config)
-        yield from super().stream(input, config, **kwargs)
 
     async def astream(
         self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
@@ -96,29 +85,6 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         self.check_config(config)
         return super().astream_events(input, config, **kwargs)
 
-    def _item_error(self, exc: BaseException) -> dict[str, Any]:
-        return ItemError(error=to_service_error(exc, self.secrets).info()).model_dump()
-
-    def _split(
-        self, inputs: list[Any], config: RunnableConfig | list[RunnableConfig] | None
-    ) -> tuple[list[Any], list[RunnableConfig], dict[int, Exception]]:
-        """Check each item's config once: the good items, their configs, the failures."""
-        configs = get_config_list(config, len(inputs))
-        bad: dict[int, Exception] = {}
-        for i, item_config in enumerate(configs):
-            try:
-                self.check_config(item_config)
-            except InvalidRequestError as error:
-                bad[i] = error
-        good = [i for i in range(len(inputs)) if i not in bad]
-        return [inputs[i] for i in good], [configs[i] for i in good], bad
-
-    def _in_place(self, size: int, bad: dict[int, Exception], done: list[Any]) -> list[Any]:
-        """Results of the good items and errors of the bad ones, in input order."""
-        good = iter(done)
-        results = [bad[i] if i in bad else next(good) for i in range(size)]
-        return [self._item_error(r) if isinstance(r, Exception) else r for r in results]
-
     async def abatch(
         self,
         inputs: list[Any],
@@ -127,36 +93,17 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         return_exceptions: bool = False,
         **kwargs: Any | None,
     ) -> list[Any]:
-        good, configs, bad = self._split(inputs, config)
-        done = await super().abatch(good, configs, return_exceptions=True, **kwargs)
-        return self._in_place(len(inputs), bad, done)
+        async def run(items: list[Any], configs: list[RunnableConfig]) -> list[Any]:
+            return await super(RouteRunnable, self).abatch(
+                items, configs, return_exceptions=True, **kwargs
+            )
 
-    def batch(
-        self,
-        inputs: list[Any],
-        config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
-        **kwargs: Any | None,
-    ) -> list[Any]:
-        good, configs, bad = self._split(inputs, config)
-        done = super().batch(good, configs, return_exceptions=True, **kwargs)
-        return self._in_place(len(inputs), bad, done)
+        return await per_item(inputs, config, self.check_config, run, self.secrets)
 
 
 def wrap_route(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> RouteRunnable:
     """Wrap a route's chain; its declared output becomes ``chain.OutputType | ItemError``."""
-    output = chain.OutputType
-    name = getattr(output, "__name__", "Output")
-    # LangServe only validates BaseModel output types correctly: wrap the union in one.
-    # ItemError first, left to right: LangChain's message union (the /chat output) raises
-    # TypeError, not a validation error, on a dict without "type", such as an ItemError.
-    either = Annotated[ItemError | output, Field(union_mode="left_to_right")]  # type: ignore[valid-type]
-    output_model = type(
-        f"{name}OrError",
-        (RootModel[either],),
-        {"__doc__": f"{name}, or ItemError for a failed item of a batch."},
-    )
+    output_model = output_or_error(chain.OutputType)
     return RouteRunnable(
         bound=chain,
         secrets=list(secrets),

@@ -1,13 +1,22 @@
-"""The upstream's chat-completion stream read as plain dicts: the cheap path of every call.
+"""The OpenAI SDK builds a pydantic model per streamed token; we read the stream as dicts.
 
-The OpenAI SDK turns each server-sent event into a pydantic ``ChatCompletionChunk`` that
-langchain-openai dumps straight back to a dict; with ``top_logprobs`` that round trip of
-every token was the largest single cost of a request (``bench/bench_service.py``). Here the
-SDK still sends the request (headers, retries, timeouts, status errors mapped to its
-exceptions) but the body is split into events here and each is ``json.loads``-ed once.
+Upstream behaviour (openai SDK, langchain-openai 1.x): the SDK turns each server-sent event
+into a pydantic ``ChatCompletionChunk`` that langchain-openai's ``_astream`` dumps straight
+back to a dict (``model_dump``); with ``top_logprobs`` that round trip of every token was the
+largest single cost of a request (``bench/bench_service.py``).
+
+Correction: the SDK still sends the request (headers, retries, timeouts, status errors
+mapped to its exceptions) but ``raw_chunks`` splits the body into events and
+``json.loads``-es each once; ``merge_chunks`` sums a plain answer's chunks as one.
+It leans on three private names, each pinned by a canary: ``openai._httpx2``'s lists of
+transport errors (the SDK's HTTP client), langchain-openai's ``StreamChunkTimeoutError``
+(``_client_utils``) and langchain-core's ``merge_dicts`` (``utils._merge``).
 
 Caveats: the dicts hold only the keys the upstream sent (the SDK's dump adds every field it
 knows as ``None``); ``normalise`` puts back the one a caller can see, ``logprobs.refusal``.
+
+Delete when: langchain-openai reads the stream without a model per chunk (the canary
+``test_langchain_openai_dumps_a_model_per_chunk`` fails).
 """
 
 from __future__ import annotations
