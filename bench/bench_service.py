@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,28 +221,32 @@ async def measure(targets: list[Target], rounds: int, seconds: float) -> dict[st
 # --- report -------------------------------------------------------------------------------
 
 
+def _rate(cell: Cell, base: Cell | None) -> str:
+    ratio = "" if base is None else f" ({cell.rate / base.rate:.2f}x)"
+    return f"{cell.rate:.1f} req/s{ratio}, p50 {cell.p50_ms:.1f} ms"
+
+
+def _first_event(cell: Cell, base: Cell | None) -> str:
+    delta = "" if base is None else f" ({cell.p50_ms - base.p50_ms:+.1f} ms)"
+    return f"{cell.p50_ms:.1f} ms{delta}"
+
+
 def table(targets: list[Target], cells: dict[str, Cell]) -> str:
     stock = targets[0].name
     names = [t.name for t in targets]
+
+    def row(label: str, mode: str, show: Callable[[Cell, Cell | None], str]) -> str:
+        base = cells[f"{stock} {mode}"]
+        shown = [show(cells[f"{n} {mode}"], None if n == stock else base) for n in names]
+        return f"| {label} | " + " | ".join(shown) + " |"
+
     lines = [
         "| concurrency | " + " | ".join(f"`{n}`" for n in names) + " |",
         "|---" * (len(names) + 1) + "|",
+        row("1", "c1", _rate),
+        row("8", "c8", _rate),
+        row("first stream event, p50", "stream", _first_event),
     ]
-    for mode, label in (("c1", "1"), ("c8", "8")):
-        base = cells[f"{stock} {mode}"]
-        row = []
-        for name in names:
-            cell = cells[f"{name} {mode}"]
-            ratio = "" if name == stock else f" ({cell.rate / base.rate:.2f}x)"
-            row.append(f"{cell.rate:.1f} req/s{ratio}, p50 {cell.p50_ms:.1f} ms")
-        lines.append(f"| {label} | " + " | ".join(row) + " |")
-    base = cells[f"{stock} stream"]
-    row = []
-    for name in names:
-        cell = cells[f"{name} stream"]
-        delta = "" if name == stock else f" ({cell.p50_ms - base.p50_ms:+.1f} ms)"
-        row.append(f"{cell.p50_ms:.1f} ms{delta}")
-    lines.append("| first stream event, p50 | " + " | ".join(row) + " |")
     errors = {k: c.errors for k, c in cells.items() if c.errors}
     if errors:
         lines.append(f"errors: {errors}")
@@ -267,7 +271,10 @@ def main() -> None:
         ]
         cells = asyncio.run(measure(targets, args.rounds, args.seconds))
     load = os.getloadavg()[0]
-    print(f"bench_service: {args.rounds} rounds x {args.seconds:g} s per cell, load {load:.1f}")
+    print(
+        f"bench_service: {args.rounds} rounds x {args.seconds:g} s per cell (cells alternate "
+        f"within each round, their order rotating), load average {load:.1f}"
+    )
     print(table(targets, cells))
 
 
