@@ -1,16 +1,17 @@
 """``/classify``: one label for a text, with a probability distribution over all labels.
 
 Method ``score`` (the default wherever the backend can score given text: the embedded model,
-vLLM). Each label's probability is that of its whole answer ``{"answer": "<label>"}`` after
-the prompt, computed exactly by teacher forcing (``chains.scorer``: one completions request,
-the prompt evaluated once, the answers together), normalised over the labels
-(``chains.score_math.label_scores``). Multi-token labels and labels sharing a prefix are
-exact, and there is no top-20 cut. ``coverage`` is the exact probability that the model
-writes one of the labels once it has written the answers' shared start (``{"answer": "``).
-The prompt is plain text (the examples as earlier question/answer blocks, no chat template)
-so that one request serves every backend; nothing is generated, ``answer`` is the argmax.
-On a backend that cannot score (the first such answer is remembered), the other two
-methods are used, picked from the labels.
+vLLM) is a view over the decision engine (``chains.decide``), the project's one
+implementation of label scoring: the labels become one ``choice`` question (the
+instructions, or "Which label fits the text best?", as its question; the examples as its
+solved examples) and each label's probability is that of its whole answer after the
+plain-text prompt, teacher-forced, renormalised over the labels, with contextual
+calibration as ``/v1/decisions`` applies it (``calibrated`` says so). Multi-token labels and
+labels sharing a prefix are exact, and there is no top-20 cut. ``coverage`` is the raw mass
+on the labels' whole answers. Nothing is generated: ``answer`` is the argmax. When the
+backend cannot score given text (the capability cache says so, or the upstream refuses),
+this request falls back to ``label`` or ``marker``; nothing is remembered here, so the next
+request asks the capability cache again.
 
 Methods ``label`` and ``marker`` (generation). The model answers JSON ``{"answer": ...}``
 under ``response_format`` json_schema, whose enum holds the only allowed answers (a grammar
@@ -46,6 +47,7 @@ Streaming yields a single event with the whole output. Temperature defaults to 0
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal, get_args
@@ -56,17 +58,17 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from pydantic import (
     BaseModel,
     Field,
-    PrivateAttr,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
+from chains.decide import DecisionEngine, build_engine
+from chains.decide_schema import ChoiceExample, ChoiceOption, ChoiceQuestion, DecideInput
 from chains.label_scores import (
     MARKERS,
     Method,
     answer_values,
-    argmax_label,
     choose_method,
     distribution_of,
     markers_for,
@@ -74,8 +76,7 @@ from chains.label_scores import (
 )
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText, check_prompt_size
-from chains.score_math import label_scores, shared_token_count
-from chains.scorer import CannotScoreError, Scored, TextScorer
+from chains.scorer import CannotScoreError
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
@@ -184,6 +185,12 @@ class ClassifyOutput(BaseModel):
         "(A, B...). Null with method label."
     )
     model: str | None = Field(description="The model that answered, as the upstream named it.")
+    calibrated: bool = Field(
+        default=False,
+        description="Method score: true when contextual calibration was applied (the "
+        "distribution a content-free input gets divided out, as on /v1/decisions). "
+        "Always false for label and marker.",
+    )
     constrained: bool = Field(
         default=True,
         description="True when the upstream decoded the answer under the schema (json_schema, "
@@ -275,52 +282,34 @@ def classify_output(
     return output.model_dump()
 
 
-def answer_text(label: str) -> str:
-    """The answer the model would write for a label: ``{"answer": "<label>"}``."""
-    return json.dumps({"answer": label}, ensure_ascii=False)
+DEFAULT_QUESTION = "Which label fits the text best?"
 
 
-def score_prompt(data: ClassifyInput) -> str:
-    """Method score's plain-text prompt: the task and labels, the examples, then the text.
-
-    Everything before the text is the same for every text of a task, so the embedded
-    server evaluates it once and keeps it (its complete 32-token blocks) for the next text.
-    """
-    extra = f"{data.instructions.strip()}\n" if data.instructions else ""
-    listed = "\n".join(f"- {' '.join(label.split())}" for label in data.labels)
-    head = (
-        f"Classify each text with exactly one of the labels.\n{extra}Labels:\n{listed}\n"
-        'Answer with JSON {"answer": "<label>"}, where <label> is the best label, written '
-        "exactly as listed.\n\n"
+def classify_question(data: ClassifyInput) -> ChoiceQuestion:
+    """Method score's question to the decision engine: the labels as the choices, the
+    instructions (or ``DEFAULT_QUESTION``) as the question, the examples as its examples."""
+    return ChoiceQuestion(
+        type="choice",
+        instructions=" ".join((data.instructions or DEFAULT_QUESTION).split()),
+        choices=[ChoiceOption(value=label) for label in data.labels],
+        examples=[ChoiceExample(input=e.text, value=e.label) for e in data.examples],
     )
-    shots = "".join(f'Text:\n"""\n{e.text}\n"""\n{answer_text(e.label)}\n\n' for e in data.examples)
-    return f'{head}{shots}Text:\n"""\n{data.text}\n"""\n'
 
 
-def score_output(scored: Scored, labels: Sequence[str]) -> dict[str, Any]:
-    """Method score's output from each label's scored answer.
-
-    Raises:
-        UpstreamError: an answer token came back without a logprob.
-    """
-    pieces = [[bytes(t.bytes) for t in tokens] for tokens in scored.continuations]
-    values = [[t.logprob for t in tokens] for tokens in scored.continuations]
-    shared = shared_token_count(pieces)
-    if any(v is None for row in values for v in row[shared:]):
-        msg = "the model server sent an answer token without a logprob"
-        raise UpstreamError(msg)
-    # The shared start has the same probability under every label: it is left out.
-    result = label_scores(pieces, [[v or 0.0 for v in row] for row in values])
-    best = argmax_label(result.probabilities)
+def classify_view(answer: dict[str, Any], model: str | None) -> dict[str, Any]:
+    """A decision engine's choice answer as /classify's output (method score)."""
+    distribution = {str(p["value"]): float(p["probability"]) for p in answer["probabilities"]}
+    label = str(answer["choice"])
     return ClassifyOutput(
-        label=labels[best],
-        confidence=result.probabilities[best],
-        distribution=dict(zip(labels, result.probabilities, strict=True)),
-        coverage=result.coverage,
-        answer=labels[best],
+        label=label,
+        confidence=distribution[label],
+        distribution=distribution,
+        coverage=answer["coverage"],
+        answer=label,
         method="score",
         marker=None,
-        model=scored.model,
+        model=model,
+        calibrated=answer["calibrated"],
     ).model_dump()
 
 
@@ -328,9 +317,7 @@ class Classify(JsonAnswerChain):
     """Picks one label for a text: exact label scores, or the answer's logprobs."""
 
     input_model = ClassifyInput
-    scorer: TextScorer | None = None
-    default_model: str = ""
-    _can_score: bool = PrivateAttr(default=True)
+    engine: DecisionEngine | None = None
 
     def _check_size(self, data: ClassifyInput) -> None:
         examples = [e.text for e in data.examples]
@@ -339,51 +326,48 @@ class Classify(JsonAnswerChain):
         )
 
     def _wants_score(self, data: ClassifyInput) -> bool:
-        if data.method == "score":
-            return True
-        return data.method is None and self._can_score and self.scorer is not None
-
-    def _score_args(
-        self, value: Any, config: RunnableConfig
-    ) -> tuple[ClassifyInput, str, list[str], str] | None:
-        data = validated(ClassifyInput, value)
-        if not self._wants_score(data):
-            return None
-        if self.scorer is None:
+        if data.method == "score" and self.engine is None:
             msg = "method score is not available here"
             raise InvalidRequestError(msg)
+        return data.method in ("score", None) and self.engine is not None
+
+    async def _by_score(
+        self, engine: DecisionEngine, data: ClassifyInput, config: RunnableConfig
+    ) -> dict[str, Any]:
+        """Method score: one choice question to the decision engine (its one implementation
+        of label scoring), shown as /classify's output."""
         self._check_size(data)
-        model = str((config.get("configurable") or {}).get("model") or self.default_model)
-        return data, score_prompt(data), [answer_text(label) for label in data.labels], model
+        model = (config.get("configurable") or {}).get("model")
+        question = DecideInput(input=data.text, questions=[classify_question(data)], model=model)
+        async for _, answer, named, _ in engine.answers(engine.plan(question)):
+            return classify_view(answer, named)
+        msg = "the decision engine gave no answer"
+        raise UpstreamError(msg)
 
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
-        args = self._score_args(value, config)
-        if args is not None and self.scorer is not None:
-            data, prompt, answers, model = args
+        data = validated(ClassifyInput, value)
+        if self._wants_score(data) and self.engine is not None:
             try:
-                scored = await self.scorer.ascore(prompt, answers, 0, model, every_token=False)
-                return score_output(scored, data.labels)
+                return await self._by_score(self.engine, data, config)
             except CannotScoreError:
+                # Nothing is remembered here: the capability cache answers the next request.
                 if data.method == "score":
                     raise
-                self._can_score = False
         return await super()._ainvoke(value, run_manager, config)
 
     def _invoke(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
-        args = self._score_args(value, config)
-        if args is not None and self.scorer is not None:
-            data, prompt, answers, model = args
+        data = validated(ClassifyInput, value)
+        if self._wants_score(data) and self.engine is not None:
             try:
-                scored = self.scorer.score(prompt, answers, 0, model, every_token=False)
-                return score_output(scored, data.labels)
+                # Derived from the async path; an engine whose client is this loop's own.
+                return asyncio.run(self._by_score(self.engine.fresh(), data, config))
             except CannotScoreError:
                 if data.method == "score":
                     raise
-                self._can_score = False
         return super()._invoke(value, run_manager, config)
 
     def _prepare(self, data: ClassifyInput) -> Prepared:
@@ -416,9 +400,6 @@ def build_chain(settings: Settings) -> Runnable[Any, Any]:
         max_tokens=min(MAX_TOKENS, settings.max_tokens_cap),
     )
     chain = Classify(
-        model=model,
-        max_prompt_chars=settings.max_prompt_chars,
-        scorer=TextScorer(settings),
-        default_model=settings.model_name,
+        model=model, max_prompt_chars=settings.max_prompt_chars, engine=build_engine(settings)
     )
     return chain.with_types(input_type=ClassifyInput, output_type=ClassifyOutput)

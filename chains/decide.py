@@ -56,7 +56,10 @@ def estimated_tokens(text: str) -> int:
 
 def work_of(asked: Sequence[Asked], calibrate: bool) -> int:
     """Estimated token positions to evaluate: each question's prompt and every answer."""
-    work = sum(estimated_tokens(a.question) + sum(map(estimated_tokens, a.answers)) for a in asked)
+    work = sum(
+        estimated_tokens(a.shots + a.question) + sum(map(estimated_tokens, a.answers))
+        for a in asked
+    )
     return work * (2 if calibrate else 1)
 
 
@@ -100,6 +103,17 @@ class DecisionEngine:
         default_factory=OrderedDict, repr=False
     )
 
+    def fresh(self) -> DecisionEngine:
+        """The same engine with a client of its own, for another event loop (a blocking
+        caller's ``asyncio.run``): an async client belongs to the loop that made it."""
+        return DecisionEngine(
+            TextScorer(self.scorer.settings),
+            self.default_model,
+            self.calibration,
+            self.max_work,
+            self.max_prompt_chars,
+        )
+
     def plan(self, data: DecideInput) -> Plan:
         """Render and check a request (images, size, work) before any model work.
 
@@ -125,12 +139,12 @@ class DecisionEngine:
         return Plan(questions, asked, input_block(text), calibrate, model)
 
     async def _content_free_scores(self, asked: Asked, model: str) -> tuple[ValueScores, int]:
-        key = (model, asked.question, tuple(asked.answers))
+        key = (model, asked.shots + asked.question, tuple(asked.answers))
         hit = self._content_free.get(key)
         if hit is not None:
             self._content_free.move_to_end(key)
             return hit, 0
-        context = input_block(CONTENT_FREE) + asked.question
+        context = asked.shots + input_block(CONTENT_FREE) + asked.question
         scored = await self.scorer.ascore(context, asked.answers, 0, model)
         scores = value_scores(scored)
         self._content_free[key] = scores
@@ -140,7 +154,8 @@ class DecisionEngine:
 
     async def _answer(self, plan: Plan, at: int) -> tuple[dict[str, Any], str | None, int]:
         asked = plan.asked[at]
-        scored = await self.scorer.ascore(plan.head + asked.question, asked.answers, 0, plan.model)
+        context = asked.shots + plan.head + asked.question
+        scored = await self.scorer.ascore(context, asked.answers, 0, plan.model)
         used = scored.prompt_tokens
         content_free = None
         if plan.calibrate:
@@ -210,16 +225,8 @@ class Decide(ChainRunnable):
     def _invoke(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
-        # Derived from the async engine (no second implementation); an engine of its own:
-        # the async client of the shared one belongs to the server's event loop.
-        engine = DecisionEngine(
-            TextScorer(self.engine.scorer.settings),
-            self.engine.default_model,
-            self.engine.calibration,
-            self.engine.max_work,
-            self.engine.max_prompt_chars,
-        )
-        return asyncio.run(engine.decide(self._input(value, config)))
+        # Derived from the async engine (no second implementation).
+        return asyncio.run(self.engine.fresh().decide(self._input(value, config)))
 
     async def _astream(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig

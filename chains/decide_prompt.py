@@ -19,7 +19,10 @@ Values are written as plain text (runs of whitespace as one space; booleans as `
 ``false``). When two values of a question would read the same (``"true"`` and ``true``),
 every value of that question is written as JSON instead (``"true"`` and ``true``). A
 predicate is a choice between ``yes`` and ``no``; a score question's values are its level
-labels (or their indices ``0``, ``1``... when two labels read the same).
+labels (or their indices ``0``, ``1``... when two labels read the same). A choice's solved
+``examples`` (our extension; ``/classify``'s examples) come first, each asked and answered
+the same way, then the input: few-shot, and the same for every input of a task, so the
+upstream keeps them cached.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ class Asked:
     """The question block (``Question: ...\\nAnswer:``), appended to the input block."""
     answers: list[str]
     """Each value's whole answer text (`` <value>\\n``), in the question's order."""
+    shots: str = ""
+    """Solved examples, each asked and answered the same way, before the input (few-shot)."""
 
 
 def _one_line(text: str) -> str:
@@ -158,9 +163,17 @@ def ask(question: PredicateQuestion | ChoiceQuestion | ScoreQuestion, at: int) -
     if isinstance(question, PredicateQuestion):
         return _asked(instructions, "Options: yes, no\n", PREDICATE_VALUES)
     if isinstance(question, ChoiceQuestion):
-        texts = value_texts([c.value for c in question.choices])
+        values = [c.value for c in question.choices]
+        texts = value_texts(values)
         options = _options(texts, [c.description for c in question.choices])
-        return _asked(instructions, options, texts)
+        asked = _asked(instructions, options, texts)
+        written = {(type(v), v): t for v, t in zip(values, texts, strict=True)}
+        shots = "".join(
+            input_block(e.input.strip()) + asked.question + answer + "\n"
+            for e in question.examples
+            for answer in [asked.answers[texts.index(written[(type(e.value), e.value)])]]
+        )
+        return Asked(asked.question, asked.answers, shots)
     labels = [_one_line(level.label) for level in question.levels]
     if len(set(labels)) != len(labels) or not all(labels):
         labels = [str(i) for i in range(len(question.levels))]

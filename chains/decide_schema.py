@@ -3,9 +3,10 @@
 The request and the response mirror OpenAI's Decisions API as the installed openai SDK types it
 (``openai/types/decision_create_params.py``, ``openai/types/decision.py``), so that
 ``client.decisions.create(...)`` and langchain-openai's ``OpenAIDecisions`` work unchanged
-against ``POST /v1/decisions``; ``/decide`` (LangServe) takes and gives the same. Our extensions
-are extra fields the SDKs keep: ``calibration`` on the request; ``coverage``, ``exact`` and
-``calibrated`` on every answer; ``id`` and ``object`` on the response.
+against ``POST /v1/decisions``; ``/decide`` (LangServe) takes and gives the same. Our
+extensions are extra fields the SDKs keep: ``calibration`` on the request, ``examples`` on a
+choice question; ``coverage``, ``exact`` and ``calibrated`` on every answer; ``id`` and
+``object`` on the response.
 
 Bounds are OpenAI's: 1-400 questions, 2-255 unique choices (typed: ``"true"`` and ``true`` are
 two values), at least one level. ``prompt_cache_key``, ``prompt_cache_options`` and
@@ -30,6 +31,7 @@ from pydantic import (
 MAX_QUESTIONS = 400
 MAX_CHOICES = 255
 MAX_LEVELS = 255
+MAX_EXAMPLES = 20
 Calibration = Literal["contextual", "none"]
 ChoiceValue = StrictStr | StrictBool
 
@@ -124,6 +126,13 @@ class ChoiceOption(BaseModel):
     description: str | None = Field(default=None, description="What this value means.")
 
 
+class ChoiceExample(BaseModel):
+    """A solved example: an input and the value it gets (one of the choices)."""
+
+    input: str = Field(description="An example input text.")
+    value: ChoiceValue = Field(description="Its value: one of the choices (typed).")
+
+
 class ChoiceQuestion(_Question):
     """Pick one of 2-255 unique typed values."""
 
@@ -131,6 +140,21 @@ class ChoiceQuestion(_Question):
     choices: list[ChoiceOption] = Field(
         description=f"2 to {MAX_CHOICES} values, unique by type and value."
     )
+    examples: list[ChoiceExample] = Field(
+        default_factory=list,
+        max_length=MAX_EXAMPLES,
+        description=f"Extension: up to {MAX_EXAMPLES} solved examples, asked and answered the "
+        "same way before the input (few-shot).",
+    )
+
+    @model_validator(mode="after")
+    def _examples_use_the_choices(self) -> ChoiceQuestion:
+        allowed = {(type(c.value), c.value) for c in self.choices}
+        for i, example in enumerate(self.examples):
+            if (type(example.value), example.value) not in allowed:
+                msg = f"examples[{i}].value {example.value!r} is not one of the choices"
+                raise ValueError(msg)
+        return self
 
     @field_validator("choices")
     @classmethod

@@ -129,16 +129,23 @@ def test_classify_defaults_to_score(live_url: str) -> None:
 
 
 def test_classify_score_matches_score_route(live_url: str) -> None:
-    """The label distribution is /score's normalised distribution over the whole answers."""
-    from chains.classify import ClassifyInput, answer_text, score_prompt
+    """/classify's method score is a view over the decision engine: its distribution is
+    /score's whole-answer logprobs after the text, with the content-free input's divided out."""
+    from chains.classify import ClassifyInput, classify_question
+    from chains.decide_math import contextual_calibration
+    from chains.decide_prompt import CONTENT_FREE, ask, input_block
 
     data = {"text": "It broke after one day.", "labels": SENTIMENT, "method": "score"}
     out = _remote(live_url + "/classify").invoke(data)
-    answers = [answer_text(label) for label in SENTIMENT]
-    scored = _remote(live_url + "/score").invoke(
-        {"context": score_prompt(ClassifyInput(**data)), "continuations": answers},
-        {"configurable": {"top_logprobs": 0}},
-    )
-    expected = [s["probability"] for s in scored["scores"]]
+    assert out["calibrated"] is True
+    asked = ask(classify_question(ClassifyInput(**data)), 0)
+    sums = []
+    for text in (data["text"], CONTENT_FREE):
+        scored = _remote(live_url + "/score").invoke(
+            {"context": input_block(text) + asked.question, "continuations": asked.answers},
+            {"configurable": {"top_logprobs": 0}},
+        )
+        sums.append([s["sum_logprob"] for s in scored["scores"]])
+    expected = contextual_calibration(sums[0], sums[1])
     # Same numbers up to the CPU kernels' batch-shape noise (a different batch layout).
     assert list(out["distribution"].values()) == pytest.approx(expected, abs=0.05)
