@@ -63,21 +63,21 @@ from pydantic import (
     model_validator,
 )
 
-from chains.decide import DecisionEngine, build_engine
-from chains.decide_schema import ChoiceExample, ChoiceOption, ChoiceQuestion, DecideInput
-from chains.label_scores import (
+from chains.answer_token_labels import (
     MARKERS,
     Method,
     answer_values,
     choose_method,
     distribution_of,
+    label_mass_at_answer,
     markers_for,
-    score_answer,
 )
+from chains.decide import DecisionEngine, build_engine
+from chains.decide_schema import ChoiceExample, ChoiceOption, ChoiceQuestion, DecideInput
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText, check_prompt_size
-from chains.scorer import CannotScoreError
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
+from chains.teacher_forcing import CannotScoreError
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
@@ -270,7 +270,7 @@ def classify_output(
     method = method or choose_method(labels)
     answer = read_answer(message)
     try:
-        scores = score_answer(answer.tokens, labels, method)
+        scores = label_mass_at_answer(answer.tokens, labels, method)
     except ValueError as exc:
         msg = f"the model's answer is not one of the options ({exc})"
         raise UpstreamError(msg) from None

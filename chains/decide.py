@@ -35,7 +35,7 @@ from chains.decide_math import AnyQuestion, ValueScores, finish_answer
 from chains.decide_prompt import CONTENT_FREE, Asked, ask, input_block, input_text
 from chains.decide_schema import Calibration, DecideChunk, DecideInput, DecisionOutput
 from chains.runnable import ChainRunnable, check_prompt_size
-from chains.scorer import Scored, TextScorer
+from chains.teacher_forcing import Scored, TextScorer
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.settings import Settings
 
@@ -107,7 +107,7 @@ class DecisionEngine:
         """The same engine with a client of its own, for another event loop (a blocking
         caller's ``asyncio.run``): an async client belongs to the loop that made it."""
         return DecisionEngine(
-            TextScorer(self.scorer.settings),
+            self.scorer.fresh(),
             self.default_model,
             self.calibration,
             self.max_work,

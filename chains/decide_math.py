@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chains.continuation_math import normalise
 from chains.decide_schema import ChoiceQuestion, PredicateQuestion, ScoreQuestion
 
 
@@ -37,27 +38,17 @@ class ValueScores:
     """True when each whole answer was teacher-forced (not read from first-token tops)."""
 
 
-def log_normalise(logprobs: Sequence[float]) -> tuple[list[float], float]:
-    """Probabilities proportional to ``exp(logprob)``, and the log of the total mass."""
-    top = max(logprobs)
-    weights = [math.exp(v - top) for v in logprobs]
-    mass = math.fsum(weights)
-    return [w / mass for w in weights], top + math.log(mass)
-
-
 def coverage_of(logprobs: Sequence[float]) -> float:
     """The raw mass on the values, in [0, 1]."""
-    return min(1.0, math.exp(max(log_normalise(logprobs)[1], -700.0)))
+    return min(1.0, math.exp(max(normalise(logprobs)[1], -700.0)))
 
 
 def contextual_calibration(logprobs: Sequence[float], content_free: Sequence[float]) -> list[float]:
     """``p(v) / p_cf(v)`` renormalised, where p_cf is the content-free input's distribution
     (each renormalised over the values first, so only their ratios matter)."""
-    cf, _ = log_normalise(content_free)
+    cf, _ = normalise(content_free)
     floor = 1e-300
-    return log_normalise(
-        [lp - math.log(max(q, floor)) for lp, q in zip(logprobs, cf, strict=True)]
-    )[0]
+    return normalise([lp - math.log(max(q, floor)) for lp, q in zip(logprobs, cf, strict=True)])[0]
 
 
 def concentration(probabilities: Sequence[float]) -> float:
@@ -90,7 +81,7 @@ def finish_answer(
     probs = (
         contextual_calibration(raw.logprobs, content_free.logprobs)
         if content_free is not None
-        else log_normalise(raw.logprobs)[0]
+        else normalise(raw.logprobs)[0]
     )
     common = {
         "type": question.type,

@@ -22,6 +22,7 @@ by token, exactly as generation computes it. Streaming yields one event with the
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Annotated, Any, Literal
 
@@ -30,11 +31,11 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec
 from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
+from chains.continuation_math import normalise, ranks, totals
 from chains.logprobs import TokenLogprob
 from chains.model import configurable_fields
 from chains.runnable import ChainRunnable, check_prompt_size
-from chains.score_math import normalise, ranks, totals
-from chains.scorer import Scored, TextScorer
+from chains.teacher_forcing import Scored, TextScorer
 from langserve_logprobs.errors import UpstreamError, validated
 from langserve_logprobs.settings import Settings
 
@@ -113,7 +114,7 @@ class ScoreOutput(BaseModel):
     model: str | None = Field(description="The model that scored, as the upstream named it.")
 
 
-def score_output(data: ScoreInput, scored: Scored) -> dict[str, Any]:
+def score_result(data: ScoreInput, scored: Scored) -> dict[str, Any]:
     """Totals, distribution and ranks of the scored continuations.
 
     Raises:
@@ -188,29 +189,28 @@ class Score(ChainRunnable):
         check_prompt_size(self.max_prompt_chars, *parts, *data.continuations)
         return data
 
-    async def _ainvoke(
-        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    async def _ascore(
+        self, scorer: TextScorer, value: Any, config: RunnableConfig
     ) -> dict[str, Any]:
         data = self._input(value)
         top_k, model = self._knobs(config)
         if isinstance(data.context, str):
-            scored = await self.scorer.ascore(data.context, data.continuations, top_k, model)
+            scored = await scorer.ascore(data.context, data.continuations, top_k, model)
         else:
             turns = [(m.role, m.content) for m in data.context]
-            scored = await self.scorer.ascore_chat(turns, data.continuations, top_k, model)
-        return score_output(data, scored)
+            scored = await scorer.ascore_chat(turns, data.continuations, top_k, model)
+        return score_result(data, scored)
+
+    async def _ainvoke(
+        self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
+    ) -> dict[str, Any]:
+        return await self._ascore(self.scorer, value, config)
 
     def _invoke(
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> dict[str, Any]:
-        data = self._input(value)
-        top_k, model = self._knobs(config)
-        if isinstance(data.context, str):
-            scored = self.scorer.score(data.context, data.continuations, top_k, model)
-        else:
-            turns = [(m.role, m.content) for m in data.context]
-            scored = self.scorer.score_chat(turns, data.continuations, top_k, model)
-        return score_output(data, scored)
+        # Derived from the async path (one implementation), on a client of this loop's own.
+        return asyncio.run(self._ascore(self.scorer.fresh(), value, config))
 
 
 def build_chain(settings: Settings) -> Runnable[Any, Any]:

@@ -19,11 +19,18 @@ on the kind of server. A row says:
 ("me": llama-cpp-python, "llamacpp": llama.cpp's llama-server, "vllm", "local": the
 embedded model), else llama-server's ``/props`` or Ollama's ``/api/version``; a server that
 does not say gets the conservative ``generic`` row. The answer is cached per base URL.
+
+Whether an upstream scores given text is this cache's answer too: the row's ``can_score``
+for a known kind, corrected by what scoring requests showed (``learn_scoring``). A capability
+error (the upstream refuses a scoring request, or echoes no prompt logprobs) is re-checked at
+once with a small probe; "cannot" is remembered for ``SCORING_RECHECK_SECONDS`` and then tried
+again. No chain keeps a flag of its own.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -277,3 +284,35 @@ def adapt_logprobs(content: list[dict[str, Any]], top_n: int | None) -> int:
             best = sorted(top, key=lambda t: -float(t.get("logprob") or -1e30))
             item["top_logprobs"] = best[:top_n]
     return rebuilt
+
+
+SCORING_RECHECK_SECONDS = 60.0
+"""How long a learned "cannot score given text" holds before scoring is tried again."""
+
+_scoring: dict[str, tuple[bool, float]] = {}
+
+
+def learn_scoring(base_url: str, can: bool) -> None:
+    """Remember what a scoring request (or the probe after a capability error) showed."""
+    with _lock:
+        _scoring[base_url] = (can, time.monotonic())
+
+
+def learned_scoring(base_url: str) -> bool | None:
+    """Whether this upstream scores given text, as last seen: True until a capability error
+    says otherwise, False for ``SCORING_RECHECK_SECONDS``, None when unknown (the table's
+    row answers)."""
+    with _lock:
+        seen = _scoring.get(base_url)
+    if seen is None:
+        return None
+    can, when = seen
+    if not can and time.monotonic() - when > SCORING_RECHECK_SECONDS:
+        return None
+    return can
+
+
+def forget_scoring() -> None:
+    """Forget what scoring requests showed (every upstream): for tests."""
+    with _lock:
+        _scoring.clear()

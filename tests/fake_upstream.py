@@ -8,7 +8,10 @@ context_length_exceeded), ``flaky:<code>:<n>`` (fails n times, then ok), ``garba
 (200 with a body that is not JSON), ``hang`` (never answers), ``drop`` (streams two
 chunks, then cuts the connection), ``slow`` (streams 500 tokens, one per 20 ms, and
 records in ``closed`` the time at which its client went away). ``hits`` counts
-requests per model. ``/v1/completions`` cannot score (``completions`` counts its requests).
+requests per model. ``/v1/completions`` cannot score (``completions`` counts its requests),
+except for the models ``scores`` (echoes every prompt token with a logprob of -0.1 per
+character: an upstream that scores given text) and ``scores-404-once`` (the same, after one
+404 to its first request).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -126,6 +130,10 @@ def create_fake_upstream() -> FastAPI:
         if model.startswith("status:"):
             status = int(model.split(":")[1])
             return _error(status, f"upstream refused completions ({status})")
+        if model.startswith("scores"):
+            if model == "scores-404-once" and app.state.completions[model] == 1:
+                return _error(404, "Not Found")
+            return JSONResponse(_echo_scores(model, body.get("prompt")))
         prompts = body.get("prompt")
         count = len(prompts) if isinstance(prompts, list) else 1
         choices = [
@@ -142,6 +150,38 @@ def create_fake_upstream() -> FastAPI:
         return JSONResponse(completion)
 
     return app
+
+
+def _echo_scores(model: str, prompt: Any) -> dict[str, Any]:
+    """A completions answer that echoes each prompt's tokens (words with their leading
+    spaces) with logprobs, like vLLM or the embedded model asked for ``echo``."""
+    prompts = prompt if isinstance(prompt, list) else [prompt]
+    choices = []
+    for index, text in enumerate(prompts):
+        tokens = re.findall(r"\s*\S+|\s+", str(text))
+        values = [-0.1 * len(t) if i else None for i, t in enumerate(tokens)]
+        offsets = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+        logprobs = {
+            "tokens": tokens,
+            "token_logprobs": values,
+            "top_logprobs": [
+                None if v is None else {t: v} for t, v in zip(tokens, values, strict=True)
+            ],
+            "text_offset": offsets,
+            "token_bytes": [list(t.encode()) for t in tokens],
+        }
+        choices.append(
+            {"index": index, "text": text, "logprobs": logprobs, "finish_reason": "length"}
+        )
+    used = sum(len(c["logprobs"]["tokens"]) for c in choices)
+    return {
+        "id": "cmpl-fake",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": {"prompt_tokens": used, "completion_tokens": 0, "total_tokens": used},
+    }
 
 
 async def _stream(model: str) -> AsyncIterator[bytes]:

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from langserve_logprobs.capabilities import forget_scoring
 from langserve_logprobs.settings import Settings
 from server import create_app
 from tests.fake_upstream import create_fake_upstream
@@ -35,3 +36,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The app in-process; server errors come back as responses, not exceptions."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_scoring_capability() -> Iterator[None]:
+    # The fake upstream's models behave as different servers on one URL: what one test's
+    # scoring requests taught the capability cache must not answer the next test.
+    forget_scoring()
+    yield
+    forget_scoring()

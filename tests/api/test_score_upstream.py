@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from server import create_app
+from tests.helpers import fake_upstream_settings
 
 
 @pytest.mark.parametrize(
@@ -48,3 +52,60 @@ def test_score_upstream_outage_keeps_its_status(client: TestClient) -> None:
     }
     reply = client.post("/score/invoke", json=body)
     assert reply.status_code == 503, reply.text
+
+
+def test_one_spurious_404_does_not_turn_method_score_off(fake_upstream: Any) -> None:
+    """The upstream answers one 404 to a scoring request, then serves normally: the capability
+    is re-checked at once (a probe), so that /classify and the next one both use method score;
+    nothing is remembered by the chain."""
+    settings = fake_upstream_settings(fake_upstream, model_name="scores-404-once")
+    body = {"input": {"text": "fine", "labels": ["positive", "negative"]}}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        first = client.post("/classify/invoke", json=body)
+        assert first.status_code == 200, first.text
+        assert first.json()["output"]["method"] == "score"
+        second = client.post("/classify/invoke", json=body)
+        assert second.json()["output"]["method"] == "score"
+    # the 404, the probe, the retry, then the content-free and the second request's scoring
+    assert fake_upstream.state.completions["scores-404-once"] >= 4
+
+
+def test_an_upstream_that_cannot_score_is_learned_then_rechecked(
+    fake_upstream: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A learned "cannot score" answers the next requests without a scoring request (the
+    classify falls back to generating its answer), and is tried again once
+    SCORING_RECHECK_SECONDS pass."""
+    from langserve_logprobs import capabilities
+
+    settings = fake_upstream_settings(fake_upstream, model_name="ok")
+    body = {"input": {"text": "fine", "labels": ["positive", "negative"]}}
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        chats = fake_upstream.state.hits["ok"]
+        client.post("/classify/invoke", json=body)
+        assert fake_upstream.state.hits["ok"] == chats + 1  # fell back to generation
+        sent = fake_upstream.state.completions["ok"]
+        assert sent >= 1
+        client.post("/classify/invoke", json=body)
+        assert fake_upstream.state.completions["ok"] == sent  # the cache answered
+        assert fake_upstream.state.hits["ok"] == chats + 2
+        monkeypatch.setattr(capabilities, "SCORING_RECHECK_SECONDS", 0.0)
+        client.post("/classify/invoke", json=body)
+        assert fake_upstream.state.completions["ok"] > sent  # re-checked
+
+
+def test_sync_invoke_is_derived_from_the_async_path(settings: Any) -> None:
+    """/score's and /decide's blocking invoke (for in-process Python users) run the async
+    implementation: the same numbers as the route."""
+    from chains import decide, score
+
+    scoring = settings.model_copy(update={"model_name": "scores"})
+    out = score.build_chain(scoring).invoke({"context": "a b", "continuations": [" c", " dd"]})
+    assert [s["sum_logprob"] for s in out["scores"]] == pytest.approx([-0.2, -0.3])
+    question = {"type": "choice", "instructions": "?", "choices": [{"value": "x"}, {"value": "yy"}]}
+    decision = decide.build_chain(scoring).invoke(
+        {"input": "a b", "questions": [question], "calibration": "none"}
+    )
+    probabilities = [p["probability"] for p in decision["answers"][0]["probabilities"]]
+    # " x\n" and " yy\n": -0.2 and -0.3 (the newline is its own token: -0.1)
+    assert probabilities == pytest.approx([1 / (1 + math.exp(-0.1)), 1 / (1 + math.exp(0.1))])

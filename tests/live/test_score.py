@@ -135,14 +135,15 @@ def test_classify_score_matches_score_route(live_url: str) -> None:
     from chains.decide_math import contextual_calibration
     from chains.decide_prompt import CONTENT_FREE, ask, input_block
 
-    data = {"text": "It broke after one day.", "labels": SENTIMENT, "method": "score"}
+    text = "It broke after one day."
+    data = {"text": text, "labels": SENTIMENT, "method": "score"}
     out = _remote(live_url + "/classify").invoke(data)
     assert out["calibrated"] is True
     asked = ask(classify_question(ClassifyInput(**data)), 0)
     sums = []
-    for text in (data["text"], CONTENT_FREE):
+    for given in (text, CONTENT_FREE):
         scored = _remote(live_url + "/score").invoke(
-            {"context": input_block(text) + asked.question, "continuations": asked.answers},
+            {"context": input_block(given) + asked.question, "continuations": asked.answers},
             {"configurable": {"top_logprobs": 0}},
         )
         sums.append([s["sum_logprob"] for s in scored["scores"]])

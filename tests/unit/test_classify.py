@@ -11,15 +11,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage
 
-from chains.classify import (
-    Classify,
-    ClassifyInput,
-    answer_schema,
-    classify_messages,
-    classify_output,
-    classify_prompt,
-)
-from chains.label_scores import (
+from chains.answer_token_labels import (
     MARKERS,
     Method,
     choose_method,
@@ -28,6 +20,14 @@ from chains.label_scores import (
     marker_of,
     marker_table,
     markers_for,
+)
+from chains.classify import (
+    Classify,
+    ClassifyInput,
+    answer_schema,
+    classify_messages,
+    classify_output,
+    classify_prompt,
 )
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError
 from tests.helpers import RecordedChat, recorded

@@ -18,11 +18,10 @@ from chains.decide_math import (
     concentration,
     contextual_calibration,
     finish_answer,
-    log_normalise,
 )
 from chains.decide_prompt import UnsupportedInputError, ask, input_block, input_text, value_texts
 from chains.decide_schema import ChoiceQuestion, DecideInput, PredicateQuestion, ScoreQuestion
-from chains.scorer import TextScorer
+from chains.teacher_forcing import TextScorer
 from langserve_logprobs.settings import Settings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -110,7 +109,7 @@ def test_confidence_is_how_concentrated_the_distribution_is(
     assert concentration(probs) == pytest.approx(expected)
 
 
-def test_score_answer_is_the_expected_level_index() -> None:
+def test_a_score_answer_is_the_expected_level_index() -> None:
     question = ScoreQuestion.model_validate(
         {"type": "score", "instructions": "How?", "levels": [{"label": x} for x in "abc"]}
     )
@@ -236,9 +235,3 @@ def test_the_work_cap_is_checked_before_any_model_work() -> None:
         engine.plan(data)
     small = DecideInput.model_validate({"input": "x", "questions": [_question("predicate")]})
     assert engine.plan(small).calibrate is True
-
-
-def test_log_normalise_is_stable_far_below_zero() -> None:
-    probs, log_mass = log_normalise([-2000.0, -2000.0 - math.log(3)])
-    assert probs == pytest.approx([0.75, 0.25])
-    assert log_mass == pytest.approx(-2000.0 + math.log(4 / 3))

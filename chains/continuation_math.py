@@ -1,5 +1,5 @@
-"""Pure math of scoring given texts: per-continuation totals, normalised distribution, ranks,
-and the exact label distribution of ``/classify``'s ``score`` method. No I/O.
+"""Pure math of scored continuations (``/score``, the decision engine): per-continuation totals,
+the normalised distribution, ranks, and which echoed tokens write a continuation. No I/O.
 
 A continuation's probability is the product of its tokens' probabilities given everything
 before them (teacher forcing), so its logprob is their sum. Across continuations of one
@@ -52,47 +52,6 @@ def normalise(logprobs: Sequence[float]) -> tuple[list[float], float]:
 def ranks(values: Sequence[float]) -> list[int]:
     """1-based rank of each value, highest first; ties share the best rank."""
     return [1 + sum(other > v for other in values) for v in values]
-
-
-def shared_token_count(token_lists: Sequence[Sequence[bytes]]) -> int:
-    """How many leading tokens all lists have in common."""
-    if not token_lists:
-        return 0
-    count = 0
-    for column in zip(*token_lists, strict=False):
-        if any(piece != column[0] for piece in column):
-            break
-        count += 1
-    return count
-
-
-@dataclass(frozen=True, slots=True)
-class LabelScores:
-    """Each label's probability among the labels, and the mass the labels hold."""
-
-    probabilities: list[float]
-    coverage: float
-    logprobs: list[float]
-
-
-def label_scores(
-    tokens: Sequence[Sequence[bytes]], logprobs: Sequence[Sequence[float]]
-) -> LabelScores:
-    """Exact label distribution from each label's whole answer, scored token by token.
-
-    ``tokens[i]``/``logprobs[i]`` are the tokens of label i's full answer and their
-    logprobs. Tokens that every answer starts with (a wrapper such as ``{"answer": "``, or a
-    first token two labels share) have the same probability under every label, so they are
-    left out: each label's logprob is that of the rest of its answer given the shared start,
-    which leaves the normalised distribution exact. Multi-token labels and labels sharing a
-    prefix are exact (the answer runs to its closing token, so ``pos`` is told from
-    ``positive``). ``coverage`` is the probability, given the shared start, that the model
-    writes one of the labels.
-    """
-    shared = shared_token_count(tokens)
-    sums = [math.fsum(values[shared:]) for values in logprobs]
-    probabilities, log_mass = normalise(sums)
-    return LabelScores(probabilities, min(1.0, math.exp(log_mass)), sums)
 
 
 def token_bytes_of(token: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Pure math of /score and of /classify's score method."""
+"""Pure math of scored continuations (/score, the decision engine)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import math
 
 import pytest
 
-from chains.score_math import (
+from chains.continuation_math import (
     continuation_tokens,
-    label_scores,
     normalise,
     ranks,
-    shared_token_count,
     token_bytes_of,
     totals,
 )
@@ -39,36 +37,6 @@ def test_normalise_is_stable_far_below_zero() -> None:
 
 def test_ranks_share_ties() -> None:
     assert ranks([-1.0, -3.0, -1.0, -0.5]) == [2, 4, 2, 1]
-
-
-@pytest.mark.parametrize(
-    ("tokens", "expected"),
-    [
-        pytest.param([[b"{", b"pos"], [b"{", b"neg"]], 1, id="shared-wrapper"),
-        pytest.param([[b"a"], [b"b"]], 0, id="nothing-shared"),
-        pytest.param([[b"x", b"y"], [b"x"]], 1, id="one-is-a-prefix"),
-    ],
-)
-def test_shared_token_count(tokens: list[list[bytes]], expected: int) -> None:
-    assert shared_token_count(tokens) == expected
-
-
-def test_label_scores_skip_the_shared_start_and_keep_multi_token_labels_exact() -> None:
-    # Answers: {"answer": "pos"} vs {"answer": "positive"}: the wrapper and 'pos' are shared
-    # (same probability under both), then the closing token or 'itive' + closing decide.
-    tokens = [[b'{"answer": "', b"pos", b'"}'], [b'{"answer": "', b"pos", b"itive", b'"}']]
-    logprobs = [[-0.1, -0.5, -2.0], [-0.1, -0.5, -0.2, -0.01]]
-    out = label_scores(tokens, logprobs)
-    short, long = math.exp(-2.0), math.exp(-0.21)
-    assert out.probabilities == pytest.approx([short / (short + long), long / (short + long)])
-    assert out.coverage == pytest.approx(short + long)
-    assert out.logprobs == pytest.approx([-2.0, -0.21])
-
-
-def test_label_scores_coverage_is_the_mass_held() -> None:
-    out = label_scores([[b"yes"], [b"no"]], [[math.log(0.3)], [math.log(0.1)]])
-    assert out.probabilities == pytest.approx([0.75, 0.25])
-    assert out.coverage == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""Pure math of ``/classify``: which label each alternative of the answer token names.
+"""Pure math of ``/classify``'s methods label and marker: which label each alternative of the
+generated answer token names.
 
 No I/O and no model: given the tokens of an answer ``{"answer": <label or marker>}`` and
 their ``top_logprobs``, sum the probability of every label at the position of the answer's
@@ -128,7 +129,9 @@ class Scores(BaseModel):
     mass: list[float] = Field(description="Summed probability of each label's marker variants.")
 
 
-def score_answer(tokens: Sequence[TokenLogprob], labels: Sequence[str], method: Method) -> Scores:
+def label_mass_at_answer(
+    tokens: Sequence[TokenLogprob], labels: Sequence[str], method: Method
+) -> Scores:
     """Sum the probability of each label at the answer position.
 
     Args:
@@ -173,11 +176,6 @@ def score_answer(tokens: Sequence[TokenLogprob], labels: Sequence[str], method: 
         if label is not None and prob is not None:
             mass[label] += prob
     return Scores(answered=values.index(answer["answer"]), mass=mass)
-
-
-def argmax_label(probabilities: Sequence[float]) -> int:
-    """Index of the most probable label (ties: the first)."""
-    return max(range(len(probabilities)), key=lambda i: (probabilities[i], -i))
 
 
 def distribution_of(scores: Scores, labels: Sequence[str], method: Method) -> dict[str, Any]:

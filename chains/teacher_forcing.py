@@ -13,24 +13,39 @@ and vLLM:
 
 A backend that answers neither (OpenAI refuses ``echo`` with ``logprobs``; llama.cpp and Ollama
 echo no prompt logprobs) gets ``CannotScoreError``: a 400 saying it cannot score given text.
+Whether it can is the capability cache's answer (``langserve_logprobs.capabilities``): a
+refusal that may mean "cannot" is re-checked at once with a tiny probe request, and the
+result is learned there (a "cannot" for a minute), never kept by a chain.
+
+Only async code: a blocking caller runs it under ``asyncio.run`` on a ``fresh()`` scorer.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
 
+from chains.continuation_math import continuation_tokens, token_bytes_of
 from chains.logprobs import TokenLogprob
 from chains.model import LOCAL_API_KEY
-from chains.score_math import continuation_tokens, token_bytes_of
-from langserve_logprobs.capabilities import Capabilities, acapabilities_for, capabilities_for
-from langserve_logprobs.errors import InvalidRequestError
+from langserve_logprobs.capabilities import (
+    Capabilities,
+    acapabilities_for,
+    learn_scoring,
+    learned_scoring,
+)
+from langserve_logprobs.errors import (
+    ContextLengthExceededError,
+    InvalidRequestError,
+    to_service_error,
+)
 from langserve_logprobs.settings import Settings
 
+_T = TypeVar("_T")
 Message = tuple[str, str]
 """(role, content) of one chat message."""
 
@@ -57,15 +72,12 @@ class Scored:
     """Prompt tokens the upstream reported evaluating (0 when it did not say)."""
 
 
-def _check_status(exc: openai.APIStatusError) -> None:
-    """Map 'this endpoint or parameter is unknown here' to CannotScoreError."""
-    message = str(exc.message)
-    if exc.status_code == 404 or (
-        exc.status_code in (400, 422, 501)
-        and "context" not in message.lower()
-        and getattr(exc, "code", None) != "context_length_exceeded"
-    ):
-        raise cannot_score(f"status {exc.status_code}") from None
+def _may_be_capability_error(exc: openai.APIStatusError) -> bool:
+    """A refusal that may mean "this server cannot score given text" (an unknown endpoint or
+    parameter), to be re-checked: not auth, rate limits, outages or a too-long prompt."""
+    if exc.status_code not in (400, 404, 405, 422, 501):
+        return False
+    return not isinstance(to_service_error(exc), ContextLengthExceededError)
 
 
 def _legacy_tokens(choice: Any, prompt: str, start: int) -> list[TokenLogprob]:
@@ -135,7 +147,6 @@ class TextScorer:
 
     settings: Settings
     _async: openai.AsyncOpenAI | None = field(default=None, repr=False)
-    _sync: openai.OpenAI | None = field(default=None, repr=False)
 
     def _kwargs(self) -> dict[str, Any]:
         key = self.settings.openai_api_key
@@ -157,23 +168,66 @@ class TextScorer:
         secret = key.get_secret_value() if key else None
         return self.settings.upstream_base_url, self.settings.upstream_kind, secret
 
-    def check_can_score(self) -> None:
-        """CannotScoreError if the capability table says this upstream cannot score."""
-        self._refuse(capabilities_for(*self._caps_args()))
-
     async def acheck_can_score(self) -> None:
-        """``check_can_score`` without blocking the event loop."""
-        self._refuse(await acapabilities_for(*self._caps_args()))
+        """CannotScoreError if the capability cache says this upstream cannot score: what
+        scoring requests showed lately, else the table's row for its kind."""
+        learned = learned_scoring(self.settings.upstream_base_url)
+        if learned is False:
+            raise cannot_score("it did not score given text when last checked")
+        if learned is None:
+            self._refuse(await acapabilities_for(*self._caps_args()))
+
+    async def _probe(self) -> bool:
+        """Does the upstream score given text at all? One tiny echo request, default model."""
+        try:
+            response = await self.async_client().completions.create(
+                model=self.settings.model_name,
+                prompt="Hi there",
+                echo=True,
+                logprobs=0,
+                max_tokens=1,
+                temperature=0.0,
+            )
+            lp = response.choices[0].logprobs if response.choices else None
+            return any(v is not None for v in (lp.token_logprobs or [])) if lp else False
+        except (openai.OpenAIError, ValueError):
+            return False
+
+    async def _send(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """Send a scoring request; a capability error is re-checked at once (``_probe``):
+        the upstream that cannot score is remembered as such (CannotScoreError); one that
+        can gets the request once more, and its error stands if it fails again."""
+        base_url = self.settings.upstream_base_url
+        try:
+            return await call()
+        except openai.APIStatusError as exc:
+            if not _may_be_capability_error(exc):
+                raise
+            if not await self._probe():
+                learn_scoring(base_url, False)
+                raise cannot_score(f"status {exc.status_code}") from None
+        learn_scoring(base_url, True)
+        return await call()
+
+    def _learn_from(self, read: Callable[[], Scored]) -> Scored:
+        """Read an answer; one without prompt logprobs (echo ignored) teaches "cannot"."""
+        try:
+            scored = read()
+        except CannotScoreError:
+            learn_scoring(self.settings.upstream_base_url, False)
+            raise
+        learn_scoring(self.settings.upstream_base_url, True)
+        return scored
+
+    def fresh(self) -> TextScorer:
+        """A scorer of the same upstream with a client of its own, for another event loop
+        (a blocking caller's ``asyncio.run``): an async client belongs to the loop that made it."""
+        return TextScorer(self.settings)
 
     def async_client(self) -> openai.AsyncOpenAI:
         if self._async is None:
             self._async = openai.AsyncOpenAI(**self._kwargs())
         return self._async
-
-    def sync_client(self) -> openai.OpenAI:
-        if self._sync is None:
-            self._sync = openai.OpenAI(**self._kwargs())
-        return self._sync
 
     @staticmethod
     def _prompts(
@@ -244,31 +298,9 @@ class TextScorer:
         """
         await self.acheck_can_score()
         prompts, args = self._completion_args(context, continuations, top_k, model, every_token)
-        try:
-            response = await self.async_client().completions.create(**args)
-        except openai.APIStatusError as exc:
-            _check_status(exc)
-            raise
-        return self._read(response, context, continuations, prompts)
-
-    def score(
-        self,
-        context: str,
-        continuations: Sequence[str],
-        top_k: int,
-        model: str,
-        *,
-        every_token: bool = True,
-    ) -> Scored:
-        """Blocking ``ascore``."""
-        self.check_can_score()
-        prompts, args = self._completion_args(context, continuations, top_k, model, every_token)
-        try:
-            response = self.sync_client().completions.create(**args)
-        except openai.APIStatusError as exc:
-            _check_status(exc)
-            raise
-        return self._read(response, context, continuations, prompts)
+        client = self.async_client()
+        response = await self._send(lambda: client.completions.create(**args))
+        return self._learn_from(lambda: self._read(response, context, continuations, prompts))
 
     def _chat_args(
         self, messages: Sequence[Message], continuation: str, top_k: int, model: str
@@ -290,30 +322,14 @@ class TextScorer:
         client = self.async_client()
 
         async def one(continuation: str) -> Any:
-            try:
-                args = self._chat_args(messages, continuation, top_k, model)
-                return await client.chat.completions.create(**args)
-            except openai.APIStatusError as exc:
-                _check_status(exc)
-                raise
+            args = self._chat_args(messages, continuation, top_k, model)
+            return await self._send(lambda: client.chat.completions.create(**args))
 
         responses = await asyncio.gather(*(one(c) for c in continuations))
-        tokens = [_chat_tokens(r, c, top_k) for r, c in zip(responses, continuations, strict=True)]
-        return Scored(tokens, responses[0].model if responses else None)
 
-    def score_chat(
-        self, messages: Sequence[Message], continuations: Sequence[str], top_k: int, model: str
-    ) -> Scored:
-        """Blocking ``ascore_chat``."""
-        self.check_can_score()
-        client = self.sync_client()
-        responses = []
-        for continuation in continuations:
-            try:
-                args = self._chat_args(messages, continuation, top_k, model)
-                responses.append(client.chat.completions.create(**args))
-            except openai.APIStatusError as exc:
-                _check_status(exc)
-                raise
-        tokens = [_chat_tokens(r, c, top_k) for r, c in zip(responses, continuations, strict=True)]
-        return Scored(tokens, responses[0].model if responses else None)
+        def read() -> Scored:
+            pairs = zip(responses, continuations, strict=True)
+            tokens = [_chat_tokens(r, c, top_k) for r, c in pairs]
+            return Scored(tokens, responses[0].model if responses else None)
+
+        return self._learn_from(read)
