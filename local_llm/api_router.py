@@ -13,21 +13,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Receive, Scope, Send
 
 from local_llm.completions import chat_extension
 from local_llm.completions import router as completions_router
 from local_llm.engine import LocalEngine
 from local_llm.engine_api import ChatEngine
 from local_llm.errors import EngineError, LocalLLMError, ServerBusyError
+from local_llm.event_stream import EventStream
 from local_llm.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -62,25 +62,6 @@ def _request_body_doc() -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": inline}}}}
 
 
-class _EventStream(StreamingResponse):
-    """SSE response that cancels its generation however the response ends."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, content: AsyncGenerator[str, None], cancel: threading.Event) -> None:
-        super().__init__(content, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        self._content = content
-        self._cancel = cancel
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._cancel.set()
-            with contextlib.suppress(RuntimeError):
-                await self._content.aclose()
-
-
 def _service(request: Request) -> ChatService:
     service: ChatService = request.app.state.local_chat_service
     return service
@@ -105,7 +86,7 @@ async def create_chat_completion(raw_request: Request) -> Response:
         if request.stream:
             cancel = threading.Event()
             events = service.submit(prep, cancel)  # 503 here, before any header, when busy
-            return _EventStream(service.stream(prep, events, cancel), cancel)
+            return EventStream(service.stream(prep, events, cancel), cancel)
         response = await service.complete(prep, raw_request.is_disconnected)
     except LocalLLMError:
         raise

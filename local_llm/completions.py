@@ -1,10 +1,10 @@
-"""``POST /v1/completions`` (echo scoring) and vLLM's ``prompt_logprobs`` on chat, over ``Scorer``.
+"""``POST /v1/completions`` and vLLM's ``prompt_logprobs`` on chat, over ``Scorer``.
 
-Only scoring is served on completions: ``echo`` or ``prompt_logprobs`` set, ``max_tokens`` 0, 1
-(what vLLM clients send; nothing is generated) or left out; generation is the chat endpoint's
-job (a clear 400 otherwise). Several prompts that share a token prefix evaluate it once
+Scoring: ``echo`` or ``prompt_logprobs`` set with ``max_tokens`` 0, 1 (what vLLM clients send;
+nothing is generated) or left out. Several prompts that share a token prefix evaluate it once
 (``Scorer.score``). Scoring runs in a worker thread on the scorer's own context, created on
-first use from the engine's model.
+first use from the engine's model. Anything else generates (``completions_generate.py``).
+Prompts are tokenized with special tokens parsed, as llama.cpp's server and vLLM do.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from local_llm.completions_generate import CompletionsGenerator, check_generation, prepare_prompts
 from local_llm.completions_protocol import (
     MAX_LOGPROBS,
     CompletionChoice,
@@ -30,7 +31,9 @@ from local_llm.completions_protocol import (
     PromptLogprob,
     PromptLogprobs,
 )
+from local_llm.engine import drop_second_bos
 from local_llm.errors import BadRequestError
+from local_llm.event_stream import EventStream
 from local_llm.logprobs import token_string
 from local_llm.scoring import (
     MAX_SEQUENCES,
@@ -63,14 +66,16 @@ class ScoringBackend:
         return data
 
     def tokenize(self, text: str) -> list[int]:
-        """Tokens of a text prompt, with BOS, special tokens not parsed (like vLLM)."""
+        """Tokens of a text prompt: BOS (not twice), special tokens parsed (like vLLM and
+        llama.cpp's server: ``<start_of_turn>`` is one token)."""
         import llama_cpp
 
         data = text.encode("utf-8")
         size = len(data) + 2
         buf = (llama_cpp.llama_token * size)()
-        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, size, True, False)
-        return [int(t) for t in buf[:n]]
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buf, size, True, True)
+        bos = int(llama_cpp.llama_vocab_bos(self._vocab))
+        return drop_second_bos([int(t) for t in buf[:n]], bos)
 
     def score_prompts(
         self, prompts: Sequence[list[int]], top_k: int, *, only_continuation: bool
@@ -171,25 +176,20 @@ def _token_lists(backend: ScoringBackend, prompt: Any) -> list[list[int]]:
     return [backend.tokenize(p) if isinstance(p, str) else list(p) for p in prompt]
 
 
+def is_scoring(request: CompletionRequest) -> bool:
+    """Scoring only: echo or prompt_logprobs with max_tokens 0, 1 or unset (nothing generated;
+    1 because vLLM refuses 0 and its clients send 1)."""
+    scoring = request.echo or request.prompt_logprobs is not None
+    return scoring and (request.max_tokens or 0) <= 1
+
+
 def _check(request: CompletionRequest) -> int:
     if request.stream:
-        msg = "Invalid 'stream': streaming is not served by /v1/completions here."
+        msg = "Invalid 'stream': scoring (echo with max_tokens 0 or 1) is not streamed."
         raise BadRequestError(msg, param="stream")
     if request.n not in (None, 1):
         msg = f"Invalid 'n': only n=1 is supported, got {request.n}."
         raise BadRequestError(msg, param="n")
-    scoring = request.echo or request.prompt_logprobs is not None
-    # 1 is accepted with scoring because vLLM refuses max_tokens 0 and its clients send 1;
-    # nothing is generated (finish_reason length).
-    if request.max_tokens and not (scoring and request.max_tokens == 1):
-        msg = (
-            "Invalid 'max_tokens': /v1/completions here scores prompts only (echo with "
-            "max_tokens 0 or 1, nothing generated); generate with /v1/chat/completions."
-        )
-        raise BadRequestError(msg, param="max_tokens")
-    if not scoring:
-        msg = "Invalid 'echo': set echo (with logprobs) or prompt_logprobs to score a prompt."
-        raise BadRequestError(msg, param="echo")
     if not request.prompt:
         msg = "Invalid 'prompt': no prompt given."
         raise BadRequestError(msg, param="prompt")
@@ -257,8 +257,9 @@ def chat_prompt_logprobs(
 
 
 @router.post("/v1/completions")
-async def create_completion(raw_request: Request) -> JSONResponse:
-    """OpenAI completions, scoring only: echo + logprobs and vLLM's prompt_logprobs."""
+async def create_completion(raw_request: Request) -> Response:
+    """OpenAI completions: generation (stream or not, logprobs), or scoring (echo + logprobs,
+    vLLM's prompt_logprobs)."""
     body = await raw_request.body()
     try:
         request = CompletionRequest.model_validate_json(body)
@@ -268,11 +269,44 @@ async def create_completion(raw_request: Request) -> JSONResponse:
         msg = f"Invalid '{param}': {first['msg']}." if param else str(first["msg"])
         raise BadRequestError(msg, param=param) from None
     state, engine = raw_request.app.state, raw_request.app.state.local_engine
+    if not is_scoring(request):
+        return await _generate(state, engine, request)
 
     def work() -> CompletionResponse:
         return complete(scoring_backend(state, engine), request)
 
     response = await anyio.to_thread.run_sync(work)
+    return JSONResponse(response.model_dump(mode="json"))
+
+
+async def _generate(state: Any, engine: Any, request: CompletionRequest) -> Response:
+    check_generation(request)
+    prompts = await prepare_prompts(engine, request.prompt)
+    echo = None
+    if request.echo:
+        top_k = request.logprobs
+
+        def score() -> list[tuple[str, LegacyLogprobs | None]]:
+            backend = scoring_backend(state, engine)
+            out: list[tuple[str, LegacyLogprobs | None]] = []
+            for tokens in prompts:
+                text = b"".join(backend.piece(t) for t in tokens).decode("utf-8", "replace")
+                legacy = None
+                if top_k is not None:
+                    (scores,) = backend.score_prompts([tokens], top_k, only_continuation=False)
+                    legacy = backend.legacy(tokens, scores)
+                out.append((text, legacy))
+            return out
+
+        echo = await anyio.to_thread.run_sync(score)
+    generator = CompletionsGenerator(engine, request, prompts, echo)
+    generator.submit()  # 503 here, before any header, when busy
+    if request.stream:
+        return EventStream(generator.stream(), generator.cancel)
+    try:
+        response = await generator.complete()
+    finally:
+        generator.cancel.set()
     return JSONResponse(response.model_dump(mode="json"))
 
 

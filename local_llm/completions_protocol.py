@@ -1,4 +1,8 @@
-"""Wire schemas of ``POST /v1/completions`` (scoring) and of vLLM's ``prompt_logprobs``.
+"""Wire schemas of ``POST /v1/completions`` (generation and scoring) and of vLLM's
+``prompt_logprobs``.
+
+A prompt is tokenized with a BOS token and special tokens parsed (``<start_of_turn>`` is one
+token), as llama.cpp's server and vLLM do; a prompt that starts with ``<bos>`` gets no second.
 
 OpenAI's legacy completions shape: ``echo`` with ``logprobs: N`` returns the prompt's tokens
 with ``tokens``, ``token_logprobs``, ``top_logprobs`` (dicts token -> logprob) and
@@ -18,7 +22,7 @@ MAX_LOGPROBS = 20
 
 
 class CompletionRequest(BaseModel):
-    """Body of POST /v1/completions: score prompts (echo) rather than generate."""
+    """Body of POST /v1/completions: generate after prompts, or score them (echo)."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
@@ -28,7 +32,24 @@ class CompletionRequest(BaseModel):
         "prefix evaluate it once."
     )
     max_tokens: int | None = Field(
-        default=None, ge=0, description="0 or 1 with echo: scoring only, nothing is generated."
+        default=None,
+        ge=0,
+        description="Tokens to generate (default 16); with echo or prompt_logprobs, 0, 1 or "
+        "unset scores the prompts only and generates nothing.",
+    )
+    temperature: float | None = Field(
+        default=None, ge=0, le=2, description="Sampling temperature (default 1; 0 is greedy)."
+    )
+    top_p: float | None = Field(default=None, gt=0, le=1, description="Nucleus sampling mass.")
+    seed: int | None = Field(default=None, description="Seed of the sampler.")
+    stop: str | list[str] | None = Field(
+        default=None, description="Up to 4 strings that end the generation (not returned)."
+    )
+    ignore_eos: bool = Field(
+        default=False, description="vLLM: keep generating past the end-of-turn token."
+    )
+    stream_options: dict[str, bool] | None = Field(
+        default=None, description="{'include_usage': true} adds a last chunk with usage."
     )
     echo: bool = Field(default=False, description="Return the prompt's tokens with logprobs.")
     logprobs: int | None = Field(
@@ -41,7 +62,9 @@ class CompletionRequest(BaseModel):
         default=False,
         description="Extension: report logprobs only after the prompts' common token prefix.",
     )
-    stream: bool | None = Field(default=None, description="Streaming is not served (400).")
+    stream: bool | None = Field(
+        default=None, description="Server-sent events, one chunk per token (generation only)."
+    )
     n: int | None = Field(default=None, description="Only 1.")
 
 
@@ -72,9 +95,9 @@ class CompletionChoice(BaseModel):
     """One prompt's result."""
 
     index: int = Field(description="Index of the prompt.")
-    text: str = Field(description="The prompt text when echo is set (nothing is generated).")
+    text: str = Field(description="The generated text, after the prompt when echo is set.")
     logprobs: LegacyLogprobs | None = Field(description="When logprobs is set.")
-    finish_reason: str | None = Field(description="length (max_tokens 0).")
+    finish_reason: str | None = Field(description="stop, length; null in a stream's chunks.")
     prompt_logprobs: PromptLogprobs | None = Field(
         default=None, description="vLLM: per prompt token; null first."
     )
@@ -85,7 +108,7 @@ class CompletionUsage(BaseModel):
     """Token counts."""
 
     prompt_tokens: int = Field(description="Tokens in all prompts.")
-    completion_tokens: int = Field(description="Always 0.")
+    completion_tokens: int = Field(description="Tokens generated.")
     total_tokens: int = Field(description="Sum of both.")
 
 
@@ -97,4 +120,9 @@ class CompletionResponse(BaseModel):
     created: int = Field(description="Unix time in seconds.")
     model: str = Field(description="The requested model name, echoed.")
     choices: list[CompletionChoice] = Field(description="One per prompt.")
-    usage: CompletionUsage = Field(description="Token counts.")
+    usage: CompletionUsage | None = Field(
+        default=None, description="Token counts (a stream's last chunk, if asked)."
+    )
+    system_fingerprint: str | None = Field(
+        default=None, description="Names the engine and its numerics."
+    )

@@ -8,11 +8,17 @@ llama-cpp-python's own logprobs path is avoided: it sorts the vocabulary in Pyth
 
 The model is loaded with llama.cpp's low-level API (no ``Llama`` object): one context with a KV
 stream per slot, owned by the scheduler thread; tokenizing only reads the vocabulary.
+
+Numbers. Flash attention is off (llama.cpp's CPU flash attention accumulates in half precision:
+up to 0.35 nats away from the plain path, measured), and the kernels are chosen so that a row's
+numbers do not depend on the other rows of its batch (``batch_invariance.py``): a request gets
+the same logprobs alone or among others, and the same as llama.cpp's plain path.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import queue
 import threading
@@ -20,6 +26,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from local_llm.batch_invariance import choose_kernels, llamafile_in_build, model_params
 from local_llm.engine_api import Emit, Finished, GenerationEvent, SamplingParams
 from local_llm.errors import (
     BadRequestError,
@@ -35,12 +42,21 @@ from local_llm.protocol import GenerationRecord
 from local_llm.scheduler import BatchScheduler, Job
 from local_llm.selftest import run_selftest, selftest_command
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_PARALLEL = 8
 """Slots: a step of 8 sequences costs little more than a step of 1 on this CPU (README)."""
 DEFAULT_MAX_QUEUE = 32
 PREFILL_CHUNK = 32
 """Prompt tokens per step: about one step's time, so running streams barely stall."""
 _SCORING_BATCH = 512
+
+
+def drop_second_bos(tokens: list[int], bos: int) -> list[int]:
+    """A prompt written with ``<bos>`` gets no second one (as llama.cpp's server does)."""
+    if len(tokens) > 1 and tokens[0] == tokens[1] == bos:
+        return tokens[1:]
+    return tokens
 
 
 class LocalEngine:
@@ -61,8 +77,8 @@ class LocalEngine:
         selftest_command: the child's argv (default: ``selftest_command(model, threads)``).
         parallel: requests decoded together (slots; each holds ``n_ctx`` tokens of KV).
         max_queue: requests that may wait for a slot; more get 503 with ``Retry-After``.
-        deterministic: decode every request on its own, so its logprobs never depend on what
-            else runs (costs the batching speed-up; see ``scheduler.py``).
+        deterministic: decode every request on its own (no batching): the same numbers as the
+            batched default, slower (``scheduler.py``).
     """
 
     def __init__(
@@ -103,6 +119,7 @@ class LocalEngine:
         self._selftest = selftest
         self._selftest_command = list(selftest_command) if selftest_command else None
         self._startup_error: str | None = None
+        self._batch_invariant: bool | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -125,6 +142,11 @@ class LocalEngine:
     def deterministic(self) -> bool:
         """True when every request is decoded on its own."""
         return self._deterministic
+
+    @property
+    def batch_invariant(self) -> bool | None:
+        """True when every row's numbers are independent of its batch (None before load)."""
+        return self._batch_invariant
 
     @property
     def is_loaded(self) -> bool:
@@ -162,15 +184,14 @@ class LocalEngine:
             set_verbose(False)
 
             path = self._model_path or default_model_path()
+            choose_kernels()  # before the self-test, which inherits the environment
             if self._selftest:
                 command = self._selftest_command or selftest_command(path, self._n_threads)
                 failure = run_selftest(command)
                 if failure is not None:
                     self._startup_error = failure
                     raise EngineStartupError(failure)
-            model = LlamaModel(
-                path_model=path, params=llama_cpp.llama_model_default_params(), verbose=False
-            )
+            model = LlamaModel(path_model=path, params=model_params(llama_cpp), verbose=False)
             params = llama_cpp.llama_context_default_params()
             params.n_ctx = self._n_ctx * self._parallel
             params.n_batch = params.n_ubatch = self._parallel + PREFILL_CHUNK
@@ -179,7 +200,9 @@ class LocalEngine:
             # Sliding-window layers keep only their window per slot: 552 MB instead of 943 MB
             # at 8 x 4096 tokens, same numbers and speed (measured).
             params.swa_full = False
-            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            # Off: llama.cpp's CPU flash attention sums V in half precision (not the model's
+            # plain numbers) and the KV cache is F16 either way (README: KV memory).
+            params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
             params.n_threads = params.n_threads_batch = self._n_threads
             params.no_perf = True
             ctx = llama_cpp.llama_init_from_model(model.model, params)
@@ -188,6 +211,12 @@ class LocalEngine:
                 msg = "llama.cpp could not create the generation context."
                 raise EngineError(msg)
             self._vocab = llama_cpp.llama_model_get_vocab(model.model)
+            self._batch_invariant = not llamafile_in_build(llama_cpp)
+            if not self._batch_invariant:
+                logger.warning(
+                    "llama.cpp was built with llamafile's sgemm: prompt chunks and scoring "
+                    "depend on batch shape (rebuild with scripts/build_llama.sh)."
+                )
             self._ctx_params = params
             self._model = model
             self._scheduler = BatchScheduler(
@@ -233,6 +262,12 @@ class LocalEngine:
             data = segment.text.encode("utf-8")
             tokens += self._model.tokenize(data, add_bos=False, special=segment.special)
         return tokens
+
+    def tokenize_prompt(self, text: str) -> list[int]:
+        """Tokenize a completions prompt: BOS first (not twice), special tokens parsed."""
+        self._require()
+        tokens = self._model.tokenize(text.encode("utf-8"), add_bos=True, special=True)
+        return drop_second_bos(list(tokens), self._model.token_bos())
 
     def check_grammar(self, grammar: str) -> None:
         """Raise ``BadRequestError`` if llama.cpp cannot parse the GBNF grammar."""

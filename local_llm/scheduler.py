@@ -9,16 +9,13 @@ sampler chain (grammar included) and turned into logprobs from its own row
 its slot and KV at once. Waiting requests queue up to ``max_queue``; beyond that ``submit``
 raises ``ServerBusyError`` (503).
 
-Numerics. On this CPU build a row's logits depend on the shape of the batch it was computed in
-(ggml's CPU matmuls pick kernels by batch shape; measured: 2 or 3 rows give the one-row
-numbers, 4 or more do not): the same request can get other numbers when other requests share
-its steps (up to ~1 nat at the far tail of the vocabulary, ~0.4 nats on a top-5 alternative,
-enough to flip a greedy token late in a long reply). ``deterministic=True`` gives every sequence
-decodes of its own (its prompt chunks, then one token per call), exactly the calls it gets when
-served alone, so results never depend on load; it gives up the batching speed-up and keeps the
-fair interleaving. In both modes prompt chunks are aligned on absolute positions
-(``prefill_chunk``) and decoded alone, so a prompt's KV never depends on load and a request
-served alone gets the same numbers in either mode.
+Numerics. Every row of a step is one token of its own KV stream, and the engine's kernel
+choices (``batch_invariance.py``) make a row's logits independent of the other rows: a request
+gets bit-identical logprobs alone or among others (tests/live/test_invariance.py). Prompt
+chunks are aligned on absolute positions (``prefill_chunk``) and decoded alone.
+``deterministic=True`` still gives every sequence decodes of its own (its prompt chunks, then
+one token per call): it changes no number any more and only costs the batching speed-up; it
+is kept because ``LOCAL_DETERMINISTIC`` exists.
 """
 
 from __future__ import annotations

@@ -1,27 +1,23 @@
 """Teacher forcing: the logprob of every token of a given text, on a llama.cpp context of its own.
 
-The scorer owns a second context on the engine's loaded model (the weights are shared), with
-several sequences, so scoring never waits for generation and generation never waits for
-scoring. ``score(prefix, continuations, top_k)`` evaluates the prefix once in sequence 0,
-copies its KV cache to sequences 1..n (``llama_memory_seq_cp``) and evaluates the
-continuations there.
+The scorer owns a second context on the engine's loaded model (the weights are shared), so
+scoring never waits for generation and generation never waits for scoring.
+``score(prefix, continuations, top_k)`` evaluates the prefix once in sequence 0 and each
+continuation after it in sequence 1, which shares the prefix's KV cells
+(``llama_memory_seq_cp`` on one unified KV stream).
 
-Numerics. On this CPU build the logits of a position depend on the shape of the batch it was
-computed in (quantized matmul kernels; up to ~0.2 nats measured between a one-token step and
-a many-token batch). Generation evaluates its prompt in one batch and then one token per step,
-so the scorer does the same where it can:
+Numerics. The engine's kernel choices (``batch_invariance.py``) make a position's logits
+independent of how many other positions share its batch, so a text's scores do not depend on
+how it is cut into batches: scoring the text a greedy generation produced gives back the
+logprobs generation reported, one token at a time or in one batch. What still moves numbers is
+where a token's KV sits in the cache (attention sums over cells in cell order), so:
 
-* the prefix is evaluated in blocks of ``BLOCK`` tokens aligned on absolute positions (a
-  context up to ``BLOCK`` tokens is one batch, as in generation's prefill). Complete blocks
-  stay cached in sequence 0 and are reused by the next request that starts with the same
-  tokens: the KV of a block depends only on the tokens up to its end, so reuse changes no
-  number (a few-shot prompt is evaluated once, then only its new tail);
-* a lone continuation is evaluated one token per step, like generation: scoring the text a
-  greedy generation produced gives back the logprobs generation reported (exact when the
-  context fits one block);
-* several continuations are evaluated together in a few batches (the fast path): each
-  continuation's numbers are as exact as llama.cpp gives, within the batch-shape noise of
-  one evaluation order.
+* the prefix is evaluated in blocks of ``BLOCK`` tokens aligned on absolute positions in
+  sequence 0, from cell 0 on. Complete blocks stay cached and are reused by the next request
+  that starts with the same tokens (the cache warm gives the numbers of the cache cold);
+* each continuation is evaluated on its own, right after the prefix (sequence 1, the prefix's
+  cells shared), then removed: its cells never depend on the other continuations, so its
+  scores are the same alone or beside others.
 
 Logprobs are the raw distribution (temperature 1, no grammar), like generation's.
 """
@@ -43,7 +39,8 @@ from local_llm.logprobs import finite_logprob, log_partition, top_indices
 BLOCK = 32
 """Prefix evaluation and cache granularity, in tokens (aligned on absolute positions)."""
 MAX_SEQUENCES = 16
-"""Continuations scored together: sequence 0 holds the prefix, 1..15 the continuations."""
+"""Continuations per ``score`` call + 1 (the prefix)."""
+_SEQUENCES = 2  # sequence 0 holds the prefix, 1 the continuation being scored
 _OUTPUTS_PER_DECODE = 32  # each output row is n_vocab floats (1 MiB for Gemma 3)
 
 
@@ -108,8 +105,8 @@ class Scorer:
 
         self._lib = llama_cpp
         own = llama_cpp.llama_context_params.from_buffer_copy(params)
-        own.n_seq_max = MAX_SEQUENCES
-        own.kv_unified = True  # sequences share the prefix's cells instead of copying them
+        own.n_seq_max = _SEQUENCES
+        own.kv_unified = True  # the continuation shares the prefix's cells instead of copying
         own.n_outputs_max_per_seq = 0
         self._ctx = llama_cpp.llama_init_from_model(model, own)
         if not self._ctx:
@@ -121,13 +118,13 @@ class Scorer:
         vocab = llama_cpp.llama_model_get_vocab(model)
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
         self._scratch = np.empty(self._n_vocab, dtype=np.float32)
-        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, MAX_SEQUENCES)
+        self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
         self._cached: list[int] = []  # tokens of the complete blocks held in sequence 0
         self._lock = threading.Lock()
 
     @property
     def n_ctx(self) -> int:
-        """Tokens the scoring context holds (prefix plus all continuations)."""
+        """Tokens the scoring context holds (the prefix plus the longest continuation)."""
         return self._n_ctx
 
     def close(self) -> None:
@@ -164,7 +161,7 @@ class Scorer:
         if len(continuations) > MAX_SEQUENCES - 1:
             msg = f"At most {MAX_SEQUENCES - 1} continuations are scored at once."
             raise ContextLengthError(msg)
-        total = len(prefix) + sum(len(c) for c in continuations)
+        total = len(prefix) + max((len(c) for c in continuations), default=0)
         if total > self._n_ctx:
             msg = (
                 f"The texts to score have {total} tokens; the scoring context holds "
@@ -180,8 +177,7 @@ class Scorer:
                 return self._score(list(prefix), conts, top_k, prefix_logprobs)
             finally:
                 self._lib.llama_memory_seq_rm(self._mem, -1, len(self._cached), -1)
-                for seq in range(1, MAX_SEQUENCES):
-                    self._lib.llama_memory_seq_rm(self._mem, seq, -1, -1)
+                self._lib.llama_memory_seq_rm(self._mem, 1, -1, -1)
 
     # --- internals (under the lock) ---------------------------------------------------------
 
@@ -219,38 +215,23 @@ class Scorer:
         assert last is not None
         firsts = [token_score(last, c[0], top_k, self._scratch) if c else None for c in conts]
         results: list[list[TokenScore]] = [[f] if f is not None else [] for f in firsts]
-        live = [i for i, c in enumerate(conts) if len(c) > 1]
-        for i in live:
-            self._lib.llama_memory_seq_cp(self._mem, 0, i + 1, -1, -1)
-        if len(live) == 1:
-            self._stepwise(n, conts[live[0]], live[0] + 1, results[live[0]], top_k)
-        elif live:
-            self._together(n, conts, live, results, top_k)
+        for cont, out in zip(conts, results, strict=True):
+            if len(cont) > 1:
+                self._continuation(n, cont, out, top_k)
         return ScoreResult(scores, results)
 
-    def _stepwise(
-        self, n: int, cont: list[int], seq: int, out: list[TokenScore], top_k: int
-    ) -> None:
-        for j in range(len(cont) - 1):
-            (row,) = self._decode([(cont[j], n + j, seq)], [0])
-            out.append(token_score(row, cont[j + 1], top_k, self._scratch))
-
-    def _together(
-        self,
-        n: int,
-        conts: list[list[int]],
-        live: list[int],
-        results: list[list[TokenScore]],
-        top_k: int,
-    ) -> None:
-        # Every token but the last of each continuation is evaluated; its row scores the next.
-        items = [(i, j) for i in live for j in range(len(conts[i]) - 1)]
-        for start in range(0, len(items), _OUTPUTS_PER_DECODE):
-            chunk = items[start : start + _OUTPUTS_PER_DECODE]
-            tokens = [(conts[i][j], n + j, i + 1) for i, j in chunk]
-            rows = self._decode(tokens, list(range(len(chunk))))
-            for (i, j), row in zip(chunk, rows, strict=True):
-                results[i].append(token_score(row, conts[i][j + 1], top_k, self._scratch))
+    def _continuation(self, n: int, cont: list[int], out: list[TokenScore], top_k: int) -> None:
+        """Score ``cont[1:]`` after the prefix in sequence 1; every token but the last is
+        evaluated and its row scores the next. The sequence is emptied again afterwards."""
+        self._lib.llama_memory_seq_cp(self._mem, 0, 1, -1, -1)
+        try:
+            for start in range(0, len(cont) - 1, _OUTPUTS_PER_DECODE):
+                chunk = range(start, min(start + _OUTPUTS_PER_DECODE, len(cont) - 1))
+                rows = self._decode([(cont[j], n + j, 1) for j in chunk], list(range(len(chunk))))
+                for j, row in zip(chunk, rows, strict=True):
+                    out.append(token_score(row, cont[j + 1], top_k, self._scratch))
+        finally:
+            self._lib.llama_memory_seq_rm(self._mem, 1, -1, -1)
 
     def _decode(
         self, tokens: list[tuple[int, int, int]], outputs: list[int]

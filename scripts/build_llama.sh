@@ -22,7 +22,11 @@ if [ -z "${LLAMA_CPP_PYTHON_VERSION:-}" ]; then
   LLAMA_CPP_PYTHON_SHA256=832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e
 fi
 source "$(dirname "$0")/llama_flags.sh"
-CMAKE_ARGS="$LLAMA_CMAKE_ARGS -DLLAMA_BUILD_TOOLS=OFF"
+# GGML_LLAMAFILE=OFF: llamafile's sgemm computes an F16 attention product (K.q, V.softmax) with
+# another summation order than ggml's one-row kernel, so a token's numbers would depend on how
+# many tokens of its sequence share the batch (bench/probe_invariance.py, README "Same request,
+# same numbers"). Quantized weights are not affected by this flag.
+CMAKE_ARGS="$LLAMA_CMAKE_ARGS -DLLAMA_BUILD_TOOLS=OFF -DGGML_LLAMAFILE=OFF"
 
 abi=$("$PYTHON" -c 'import sys, sysconfig; print(sys.implementation.cache_tag, sysconfig.get_platform())')
 key=$(llama_build_key "$CMAKE_ARGS" "$LLAMA_CPP_PYTHON_VERSION" "$abi")

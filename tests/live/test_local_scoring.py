@@ -52,12 +52,73 @@ def test_echo_and_prompt_logprobs_over_raw_http(local_url: str) -> None:
         assert {1, 2} <= {e["rank"] for e in entry.values()}
 
 
-def test_generation_is_a_clear_400(local_url: str) -> None:
-    reply = httpx.post(
-        f"{local_url}/v1/completions", json={"prompt": "Hi", "max_tokens": 5}, timeout=30
+def _turns(user: str) -> str:
+    return f"<bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n"
+
+
+def test_special_tokens_in_prompts_are_parsed(client: openai.OpenAI) -> None:
+    reply = client.completions.create(
+        model="m", prompt=_turns("Hi"), echo=True, logprobs=0, max_tokens=0
     )
-    assert reply.status_code == 400
-    assert reply.json()["error"]["param"] == "max_tokens"
+    lp = reply.choices[0].logprobs
+    assert lp is not None and lp.tokens is not None
+    assert lp.tokens[:2] == ["<bos>", "<start_of_turn>"]  # one BOS, one turn token
+    assert lp.tokens.count("<start_of_turn>") == 2
+
+
+def test_completions_generate_like_chat(client: openai.OpenAI) -> None:
+    chat = client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": QUESTION}],
+        temperature=0,
+        max_tokens=12,
+        logprobs=True,
+        top_logprobs=3,
+    )
+    content = chat.choices[0].logprobs
+    assert content is not None and content.content
+    reply = client.completions.create(
+        model="m", prompt=_turns(QUESTION), temperature=0, max_tokens=12, logprobs=3
+    )
+    choice = reply.choices[0]
+    assert choice.text == chat.choices[0].message.content
+    lp = choice.logprobs
+    assert lp is not None and lp.tokens and lp.token_logprobs and lp.top_logprobs
+    assert lp.tokens == [e.token for e in content.content]
+    assert lp.token_logprobs == [e.logprob for e in content.content]
+    assert lp.top_logprobs == [
+        {t.token: t.logprob for t in e.top_logprobs} for e in content.content
+    ]
+    assert reply.usage is not None and reply.usage.completion_tokens == len(lp.tokens)
+    assert choice.finish_reason == chat.choices[0].finish_reason
+
+    stream = client.completions.create(
+        model="m", prompt=_turns(QUESTION), temperature=0, max_tokens=12, logprobs=3, stream=True
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].text for c in chunks if c.choices) == choice.text
+    streamed = [
+        v
+        for c in chunks
+        if c.choices and c.choices[0].logprobs
+        for v in (c.choices[0].logprobs.token_logprobs or [])
+    ]
+    assert streamed == lp.token_logprobs
+    assert chunks[-1].choices[0].finish_reason == choice.finish_reason
+
+
+def test_completions_generate_with_echo(client: openai.OpenAI) -> None:
+    prompt = "The capital of France is"
+    reply = client.completions.create(
+        model="m", prompt=prompt, echo=True, temperature=0, max_tokens=4, logprobs=1
+    )
+    choice = reply.choices[0]
+    assert choice.text.startswith("<bos>" + prompt) and len(choice.text) > len(prompt) + 5
+    lp = choice.logprobs
+    assert lp is not None and lp.tokens and lp.token_logprobs and lp.text_offset
+    assert lp.token_logprobs[0] is None and all(v is not None for v in lp.token_logprobs[1:])
+    assert "".join(lp.tokens) == choice.text
+    assert lp.text_offset == sorted(lp.text_offset)
 
 
 def test_shared_prefix_is_scored_like_separate_requests(client: openai.OpenAI) -> None:
@@ -74,9 +135,8 @@ def test_shared_prefix_is_scored_like_separate_requests(client: openai.OpenAI) -
     b = alone.choices[0].logprobs
     assert a is not None and b is not None and a.tokens == b.tokens
     assert a.token_logprobs is not None and b.token_logprobs is not None
-    # The same text, evaluated in a different batch shape: equal to the kernels' noise.
-    for x, y in zip(a.token_logprobs[1:], b.token_logprobs[1:], strict=True):
-        assert x == pytest.approx(y, abs=0.3)
+    # The same text evaluated in other batches: the same numbers (batch-invariant kernels).
+    assert a.token_logprobs == b.token_logprobs
 
 
 def test_teacher_forcing_agrees_with_generation(client: openai.OpenAI, local_url: str) -> None:
@@ -108,4 +168,4 @@ def test_teacher_forcing_agrees_with_generation(client: openai.OpenAI, local_url
         abs(r["logprob"] - g.logprob) for r, g in zip(reported, generated.content, strict=False)
     ]
     print(f"teacher forcing: max |diff| {max(diffs):.2e} over {len(diffs)} tokens")
-    assert max(diffs) <= 1e-3, diffs
+    assert max(diffs) == 0.0, diffs
