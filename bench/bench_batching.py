@@ -1,35 +1,42 @@
 """Benchmark of continuous batching in the embedded model server (prints results; not a test).
 
-Through HTTP (real uvicorn, ``/v1/chat/completions``), 64 tokens each with ``top_logprobs=5``,
-temperature 0, all requests sent at once. Two servers run side by side in one process, the
-batched engine and the deterministic one (every sequence decoded on its own); each measurement
-alternates between them so both see the same machine load:
+Each mode is a server process (``python -m local_llm``) on its own port, all up at once;
+every measurement alternates between them so all see the same machine load. Through HTTP
+(``/v1/chat/completions``), 64 tokens each with ``top_logprobs=5``, temperature 0, sent at once:
 
-(a) aggregate tok/s at 1, 4 and 8 concurrent requests, and the ratio to one stream;
-(b) time to first token of a new request while 7 others stream, against its time alone
-    (medians of 3), through HTTP and on the engine itself;
+(a) aggregate tok/s at 1, 4 and 8 concurrent requests, per mode: ``today`` (the engine and
+    llama.cpp build before issue 17: flash attention, repacked weights, tiled and llamafile
+    kernels; only with ``--today DIR``), ``invariant`` (the default), ``invariant-2t``
+    (``LOCAL_N_THREADS=2``), ``deterministic`` (``LOCAL_DETERMINISTIC``);
+(b) the ceiling the decode step allows, n x step(1) / step(n), timed in this process on the
+    invariant kernels (``llama_decode`` of n rows of n sequences, logits for every row), in
+    the same run;
 (c) the largest logprob difference (chosen token and top 5) between a request served alone
-    and the same request served among 7 others;
-(d) single-stream speed against llama-cpp-python's ``Llama`` in-process (same GGUF, thread
-    count and token count, no logprobs): today's engine measured 0.989 of it (README).
+    and the same request among 7 others.
 
-Run: ``.venv/bin/python -m bench.bench_batching [--tokens 64]``.
+``--today DIR``: a copy of the earlier engine and wheel, made once with
+``git archive 95935c3 local_llm | tar -x -C DIR`` and
+``pip install --no-deps --target DIR/site <the wheel built without -DGGML_LLAMAFILE=OFF>``.
+
+Run: ``.venv/bin/python -m bench.bench_batching [--tokens 64] [--today DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import threading
+import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 
-from bench.procs import run_server
-from local_llm import LocalEngine, SamplingParams, create_local_app
-from local_llm.engine_api import TextDelta
+from bench.procs import free_port, stop, wait_healthy
 
 PROMPTS = [
     "Write a long story about a dragon who learns to bake bread.",
@@ -81,64 +88,6 @@ def throughput(url: str, n: int, tokens: int) -> tuple[float, float]:
     return n * tokens / wall, max(r[0] for r in results)
 
 
-def ttft_under_load(url: str, tokens: int) -> tuple[float, float]:
-    """Time to first token of a new request alone, then while 7 others stream."""
-    probe = _body(PROMPTS[0], 8, stream=True)
-    alone = sorted(_first_token(url, probe) for _ in range(3))[1]
-    stop = threading.Event()
-    started = threading.Barrier(8)
-
-    def background(prompt: str) -> None:
-        started.wait()
-        while not stop.is_set():
-            _complete(url, _body(prompt, tokens))
-
-    threads = [threading.Thread(target=background, args=(p,)) for p in PROMPTS[1:]]
-    for thread in threads:
-        thread.start()
-    started.wait()
-    time.sleep(1.5)  # the 7 are streaming
-    loaded = sorted(_first_token(url, probe) for _ in range(3))[1]
-    stop.set()
-    for thread in threads:
-        thread.join()
-    return alone, loaded
-
-
-def engine_ttft_under_load(engine: LocalEngine, tokens: int) -> tuple[float, float]:
-    """As ``ttft_under_load`` but on the engine itself (no HTTP, no event loop)."""
-    probe = engine.tokenize_chat([("user", PROMPTS[0])])
-    params = SamplingParams(max_tokens=4, temperature=0.0, top_logprobs=5)
-
-    def first() -> float:
-        start = time.perf_counter()
-        for event in engine.generate("probe", probe, params, threading.Event()):
-            if isinstance(event, TextDelta) and event.text:
-                return time.perf_counter() - start
-        msg = "no token came"
-        raise RuntimeError(msg)
-
-    alone = sorted(first() for _ in range(3))[1]
-    stop = threading.Event()
-
-    def background(prompt: str) -> None:
-        tokens_in = engine.tokenize_chat([("user", prompt)])
-        busy = SamplingParams(max_tokens=tokens, temperature=0.0, top_logprobs=5, ignore_eos=True)
-        while not stop.is_set():
-            for _ in engine.generate("bg", tokens_in, busy, stop):
-                pass
-
-    threads = [threading.Thread(target=background, args=(p,)) for p in PROMPTS[1:]]
-    for thread in threads:
-        thread.start()
-    time.sleep(1.5)
-    loaded = sorted(first() for _ in range(3))[1]
-    stop.set()
-    for thread in threads:
-        thread.join()
-    return alone, loaded
-
-
 def logprob_drift(url: str, tokens: int) -> tuple[float, bool]:
     """Largest |logprob| difference of one request alone vs among 7 others; same tokens?"""
     _, alone = _complete(url, _body(PROMPTS[0], tokens))
@@ -157,98 +106,124 @@ def logprob_drift(url: str, tokens: int) -> tuple[float, bool]:
     return worst, same
 
 
-def direct_rate(tokens: int) -> float:
-    """tok/s of llama-cpp-python's ``Llama`` in-process on the bench's first prompt."""
-    from llama_cpp import Llama
+def decode_steps(sizes: tuple[int, ...], repeats: int = 12) -> dict[int, float]:
+    """Median seconds of one ``llama_decode`` of n rows (one token of each of n sequences,
+    logits for every row) on the engine's context layout and kernels, sizes interleaved."""
+    import llama_cpp
+    from llama_cpp._internals import LlamaModel
 
+    from local_llm.batch_invariance import choose_kernels, model_params
     from local_llm.model_file import default_model_path
-    from local_llm.prompt import gemma_segments, render
 
-    llm = Llama(model_path=default_model_path(), n_ctx=1024, n_threads=1, verbose=False)
-    prompt = render(gemma_segments([("user", PROMPTS[0])])).removeprefix("<bos>")
-    rates: list[float] = []
-    for _ in range(3):
+    choose_kernels()
+    model = LlamaModel(
+        path_model=default_model_path(), params=model_params(llama_cpp), verbose=False
+    )
+    slots = max(sizes)
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch = 1024 * slots, 64, 64
+    params.n_seq_max, params.kv_unified, params.swa_full = slots, False, False
+    params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    params.n_threads = params.n_threads_batch = max(1, (os.cpu_count() or 2) // 2)
+    ctx = llama_cpp.llama_init_from_model(model.model, params)
+    batch = llama_cpp.llama_batch_init(64, 0, 1)
+    pos = [0] * slots
+
+    def step(n: int) -> float:
+        batch.n_tokens = n
+        for i in range(n):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = 236761, pos[i], 1
+            batch.seq_id[i][0], batch.logits[i] = i, True
+            pos[i] += 1
         start = time.perf_counter()
-        out: Any = llm(prompt, max_tokens=tokens, temperature=0.0)
-        rates.append(out["usage"]["completion_tokens"] / (time.perf_counter() - start))
-    llm.close()
-    return sorted(rates)[1]
+        if llama_cpp.llama_decode(ctx, batch) != 0:
+            msg = "llama_decode failed"
+            raise RuntimeError(msg)
+        return time.perf_counter() - start
+
+    for _ in range(3):
+        step(slots)  # warm-up, and every sequence has some context
+    times: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(repeats):
+        for n in sizes:
+            times[n].append(step(n))
+    llama_cpp.llama_batch_free(batch)
+    llama_cpp.llama_free(ctx)
+    model.close()
+    return {n: float(np.median(t)) for n, t in times.items()}
 
 
-def http_rate(url: str, tokens: int) -> float:
-    """tok/s of one request without logprobs through HTTP (median of 3)."""
-    body = {**_body(PROMPTS[0], tokens), "logprobs": False, "top_logprobs": None}
-    return sorted(tokens / _complete_plain(url, body) for _ in range(3))[1]
-
-
-def _complete_plain(url: str, body: dict[str, Any]) -> float:
-    start = time.perf_counter()
-    reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=600)
-    reply.raise_for_status()
-    assert reply.json()["usage"]["completion_tokens"] == body["max_tokens"]
-    return time.perf_counter() - start
+@contextlib.contextmanager
+def server(args: list[str], pythonpath: str | None = None) -> Any:
+    """``python -m local_llm`` on a free port with ``args``; yields its URL."""
+    port = free_port()
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    command = [sys.executable, "-m", "local_llm", "--port", str(port), "--n-ctx", "1024", *args]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if not wait_healthy(f"{url}/health", 300, alive=lambda: proc.poll() is None):
+            msg = f"server {args} did not come up"
+            raise RuntimeError(msg)
+        yield url
+    finally:
+        stop(proc, 10)
 
 
 def main() -> None:
-    """Run both modes side by side, print one table."""
+    """Run every mode side by side, print the tables."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--today", type=Path, default=None, help="earlier engine and wheel")
     args = parser.parse_args()
     n = args.tokens
-    names = ("batched", "deterministic")
-    engines = [
-        LocalEngine(n_ctx=1024, parallel=8, deterministic=mode == "deterministic", selftest=False)
-        for mode in names
-    ]
-    modes: dict[str, dict[str, Any]] = {name: {} for name in names}
+    modes: dict[str, tuple[list[str], str | None]] = {}
+    if args.today is not None:
+        today = args.today.resolve()
+        modes["today"] = ([], f"{today / 'site'}:{today}")
+    modes["invariant"] = ([], None)
+    modes["invariant-2t"] = (["--n-threads", "2"], None)
+    modes["deterministic"] = (["--deterministic"], None)
+    results: dict[str, dict[str, Any]] = {name: {} for name in modes}
     with contextlib.ExitStack() as stack:
-        for engine in engines:
-            stack.callback(engine.close)
-        urls = [
-            stack.enter_context(run_server(create_local_app(e), health="/health")) for e in engines
-        ]
-        for url in urls:
+        urls = {name: stack.enter_context(server(a, pp)) for name, (a, pp) in modes.items()}
+        for url in urls.values():
             _complete(url, _body(PROMPTS[0], 8))  # warm-up
         for k in (1, 4, 8):
-            for name, url in zip(names, urls, strict=True):
-                modes[name][f"tps{k}"], modes[name][f"slow{k}"] = throughput(url, k, n)
-        for name, url in zip(names, urls, strict=True):
-            modes[name]["ttft_alone"], modes[name]["ttft_loaded"] = ttft_under_load(url, n)
-        for name, engine in zip(names, engines, strict=True):
-            modes[name]["e_alone"], modes[name]["e_loaded"] = engine_ttft_under_load(engine, n)
-        for name, url in zip(names, urls, strict=True):
-            modes[name]["drift"], modes[name]["same_tokens"] = logprob_drift(url, n)
-        ours = http_rate(urls[0], n)
-    direct = direct_rate(n)
-    base = modes["batched"]["tps1"]
+            for name, url in urls.items():
+                results[name][f"tps{k}"], results[name][f"slow{k}"] = throughput(url, k, n)
+        for name, url in urls.items():
+            results[name]["drift"], results[name]["same_tokens"] = logprob_drift(url, n)
+    steps = decode_steps((1, 4, 8))
+    load = os.getloadavg()
+    print(f"load average during the run (1/5/15 min): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print(f"(a) {n} tokens each, top_logprobs=5, temperature 0, sent at once")
-    print("| mode | concurrent | aggregate tok/s | vs one stream | slowest request |")
+    print("| mode | concurrent | aggregate tok/s | vs its one stream | slowest request |")
     print("|---|---|---|---|---|")
-    for name, m in modes.items():
+    for name, m in results.items():
         for k in (1, 4, 8):
             tps, slow = m[f"tps{k}"], m[f"slow{k}"]
-            print(f"| {name} | {k} | {tps:.1f} | {tps / base:.2f} | {slow:.1f} s |")
-    print("    goals: 4 concurrent >= 4x one stream, 8 >= 6x")
-    print("(b) time to first token of a new request (median of 3)")
-    for name, m in modes.items():
-        alone, loaded = m["ttft_alone"], m["ttft_loaded"]
+            print(f"| {name} | {k} | {tps:.1f} | {tps / m['tps1']:.2f} | {slow:.1f} s |")
+    print("(b) the decode step (invariant kernels, in-process, median of 12 interleaved)")
+    for k, t in steps.items():
+        ceiling = k * steps[1] / t
         print(
-            f"    {name:13s}: alone {alone * 1000:.0f} ms, while 7 stream "
-            f"{loaded * 1000:.0f} ms ({loaded / alone:.2f}x; goal <= 2x)"
+            f"    step({k}) = {t * 1000:.1f} ms; ceiling {k} x step(1) / step({k}) = {ceiling:.2f}x"
         )
-    for name, m in modes.items():
-        alone, loaded = m["e_alone"], m["e_loaded"]
-        print(
-            f"    {name:13s}: engine alone {alone * 1000:.0f} ms, while 7 stream "
-            f"{loaded * 1000:.0f} ms ({loaded / alone:.2f}x; no HTTP)"
-        )
+    inv = results["invariant"]
+    for k in (4, 8):
+        ceiling = k * steps[1] / steps[k]
+        speedup = inv[f"tps{k}"] / inv["tps1"]
+        line = f"    invariant at {k}: {speedup:.2f}x its one stream"
+        line += f" = {speedup / ceiling:.2f} of the ceiling"
+        if "today" in results:
+            line += f"; {inv[f'tps{k}'] / results['today'][f'tps{k}']:.2f} of today's tok/s"
+        print(line)
     print("(c) largest logprob difference, one request alone vs among 7 others")
-    for name, m in modes.items():
+    for name, m in results.items():
         print(f"    {name:13s}: {m['drift']:.4g} nats, same tokens: {m['same_tokens']}")
-    print(f"(d) one stream, {n} tokens, no logprobs")
-    print(f"    HTTP (batched engine)        : {ours:.1f} tok/s")
-    print(f"    llama-cpp-python in-process  : {direct:.1f} tok/s")
-    print(f"    ratio                        : {ours / direct:.3f} (today's engine: 0.989)")
 
 
 if __name__ == "__main__":

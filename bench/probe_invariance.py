@@ -11,11 +11,14 @@ of its graph. This probe runs the same row twice on the embedded engine's model 
 
 For every node it slices out the row (the dimension that is 1 alone and n together) and
 compares it bit for bit, then reports the first node that differs (op, types, shapes, sources),
-how many nodes differ and the logits' largest difference. ``--no-repack`` loads the weights
-without llama.cpp's repacked (interleaved) CPU layouts; ``--flash-attn`` turns flash attention
-on. Prints one JSON object per mode.
+how many nodes differ and the logits' largest difference. By default the kernels are the
+engine's (``local_llm/batch_invariance.py``); ``--repack`` loads the weights in llama.cpp's
+repacked (interleaved) CPU layouts, ``--tiled`` leaves ggml's tiled K-quant matmul on,
+``--flash-attn`` turns flash attention on: the choices before issue 17. Prints one JSON object
+per mode; ``system_info`` says whether the build has llamafile's sgemm (``LLAMAFILE = 1``).
 
-Run: ``.venv/bin/python -m bench.probe_invariance [--mode decode|unified|prefill|all]``.
+Run: ``.venv/bin/python -m bench.probe_invariance [--mode decode|unified|prefill|all]
+[--repack] [--tiled] [--flash-attn] [--threads N] [--verbose]``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from local_llm.batch_invariance import choose_kernels
 from local_llm.model_file import default_model_path
 
 ROWS = 8
@@ -303,18 +307,19 @@ def main() -> None:
     global _GGML, VERBOSE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=["decode", "unified", "prefill", "all"], default="all")
-    parser.add_argument("--no-repack", action="store_true", help="no repacked weight layouts")
+    parser.add_argument("--repack", action="store_true", help="repacked weight layouts")
+    parser.add_argument("--tiled", action="store_true", help="ggml's tiled K-quant matmul on")
     parser.add_argument("--flash-attn", action="store_true", help="flash attention on")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--verbose", action="store_true", help="list every differing node")
     args = parser.parse_args()
+    if not args.tiled:
+        choose_kernels()  # before the first matmul: ggml reads it once
     _GGML = _ggml_base()
     VERBOSE = args.verbose
     modes = ["decode", "unified", "prefill"] if args.mode == "all" else [args.mode]
     for mode in modes:
-        report = run(
-            mode, repack=not args.no_repack, flash_attn=args.flash_attn, threads=args.threads
-        )
+        report = run(mode, repack=args.repack, flash_attn=args.flash_attn, threads=args.threads)
         print(json.dumps(report))
 
 

@@ -100,13 +100,14 @@ class _Choice:
 def legacy_logprobs(entries: list[ChatCompletionTokenLogprob], offset: int) -> LegacyLogprobs:
     """Generation's logprob entries in OpenAI's legacy completions shape.
 
-    ``offset`` is the character offset of the first token in the choice's text.
+    ``offset`` is the character offset of the first token in the choice's text; a token that
+    ends inside a character (split over tokens) moves the offset only once it is complete.
     """
     offsets = []
+    seen = b""
     for entry in entries:
-        offsets.append(offset)
-        data = bytes(entry.bytes or [])
-        offset += len(data.decode("utf-8", errors="replace"))
+        offsets.append(offset + len(seen.decode("utf-8", errors="ignore")))
+        seen += bytes(entry.bytes or [])
     return LegacyLogprobs(
         tokens=[e.token for e in entries],
         token_logprobs=[e.logprob for e in entries],

@@ -55,11 +55,16 @@ def _chat(url: str, content: str, tokens: int = 24) -> tuple[str, Entries]:
     return choice["message"]["content"], entries
 
 
-def _stream_long(url: str, started: threading.Event) -> float:
-    """Stream a long greedy reply; set ``started`` at its first token; return its end time."""
+# About 300 tokens of context: the others' KV runs past 256 cells, so the steps the request
+# shares with them attend over more (masked) cells than its steps alone.
+FILLER = " Please be thorough and use plain words, short sentences and concrete examples." * 14
+
+
+def _stream_long(url: str, prompt: str, started: threading.Event) -> float:
+    """Stream a greedy reply; set ``started`` at its first token; return its end time."""
     body = {
-        "messages": [{"role": "user", "content": OTHERS[0]}],
-        "max_tokens": 300,  # past 256 cells: a wider attention than the request alone
+        "messages": [{"role": "user", "content": prompt + FILLER}],
+        "max_tokens": 128,  # still running when the last of the 7 has read its prompt
         "temperature": 0,
         "ignore_eos": True,
         "stream": True,
@@ -78,11 +83,15 @@ def _score(url: str, prompt: str | list[str], **extra: Any) -> list[dict[str, An
     return [c["logprobs"] for c in reply.json()["choices"]]
 
 
+@pytest.mark.timeout(240)
 def test_same_request_alone_and_among_seven_others(local_url: str) -> None:
     alone = _chat(local_url, QUESTION)
     started = [threading.Event() for _ in OTHERS]
     with ThreadPoolExecutor(len(OTHERS)) as pool:
-        ends = [pool.submit(_stream_long, local_url, event) for event in started]
+        ends = [
+            pool.submit(_stream_long, local_url, prompt, event)
+            for prompt, event in zip(OTHERS, started, strict=True)
+        ]
         for event in started:
             assert event.wait(120), "a concurrent stream never started"
         among = _chat(local_url, QUESTION)
