@@ -1,4 +1,4 @@
-"""Real servers for the tests: uvicorn in a thread (bench/procs.py), and a stream dropped early."""
+"""Real servers for the tests: uvicorn in a thread (harness/procs.py), a stream dropped early."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import httpx
 
-# The tests import these from here; they live in bench/procs.py so benches need no tests/.
-from bench.procs import free_port as free_port
-from bench.procs import run_server as run_server
+# The tests import these from here; they live in harness/procs.py, which bench/ uses too.
+from harness.procs import free_port as free_port
+from harness.procs import run_server as run_server
 
 
 def stream_then_drop(url: str, body: Any, events: int, timeout: float = 60.0) -> float:

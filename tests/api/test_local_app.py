@@ -95,7 +95,7 @@ def engine() -> FakeEngine:
 
 
 @pytest.fixture
-def client(engine: FakeEngine) -> Iterator[TestClient]:
+def local_client(engine: FakeEngine) -> Iterator[TestClient]:
     with TestClient(create_local_app(engine)) as test_client:
         yield test_client
 
@@ -185,10 +185,10 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("body", "param"), BAD_REQUESTS)
 def test_bad_request_is_openai_400(
-    client: TestClient, body: bytes | dict[str, Any], param: str | None
+    local_client: TestClient, body: bytes | dict[str, Any], param: str | None
 ) -> None:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    reply = client.post(CHAT, content=content, headers={"content-type": "application/json"})
+    reply = local_client.post(CHAT, content=content, headers={"content-type": "application/json"})
     assert reply.status_code == 400, reply.text
     error = reply.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -198,21 +198,24 @@ def test_bad_request_is_openai_400(
         assert param in error["message"]
 
 
-def test_context_length_exceeded(client: TestClient) -> None:
-    reply = client.post(CHAT, json=_body(messages=[{"role": "user", "content": "w " * 100}]))
+def test_context_length_exceeded(local_client: TestClient) -> None:
+    reply = local_client.post(CHAT, json=_body(messages=[{"role": "user", "content": "w " * 100}]))
     assert reply.status_code == 400
     error = reply.json()["error"]
     assert error["code"] == "context_length_exceeded"
     assert error["type"] == "invalid_request_error"
 
 
-def test_max_tokens_clipped_to_window(client: TestClient, engine: FakeEngine) -> None:
-    assert client.post(CHAT, json=_body(max_tokens=1000)).status_code == 200
-    assert client.post(CHAT, json=_body(max_completion_tokens=7, max_tokens=3)).status_code == 200
+def test_max_tokens_clipped_to_window(local_client: TestClient, engine: FakeEngine) -> None:
+    assert local_client.post(CHAT, json=_body(max_tokens=1000)).status_code == 200
+    assert (
+        local_client.post(CHAT, json=_body(max_completion_tokens=7, max_tokens=3)).status_code
+        == 200
+    )
     assert [p.max_tokens for p in engine.params] == [64 - 5, 7]
 
 
-def test_unknown_openai_fields_are_ignored(client: TestClient, engine: FakeEngine) -> None:
+def test_unknown_openai_fields_are_ignored(local_client: TestClient, engine: FakeEngine) -> None:
     extras = {
         "parallel_tool_calls": False,
         "user": "u",
@@ -223,13 +226,13 @@ def test_unknown_openai_fields_are_ignored(client: TestClient, engine: FakeEngin
         "metadata": {"a": "b"},
         "store": False,
     }
-    reply = client.post(CHAT, json=_body(**extras, stop="x", seed=3, temperature=0))
+    reply = local_client.post(CHAT, json=_body(**extras, stop="x", seed=3, temperature=0))
     assert reply.status_code == 200, reply.text
     assert engine.params[0] == SamplingParams(max_tokens=59, temperature=0.0, seed=3, stop=("x",))
 
 
-def test_completion_shape(client: TestClient) -> None:
-    reply = client.post(CHAT, json=_body(logprobs=True, top_logprobs=2))
+def test_completion_shape(local_client: TestClient) -> None:
+    reply = local_client.post(CHAT, json=_body(logprobs=True, top_logprobs=2))
     data = reply.json()
     assert data["object"] == "chat.completion"
     assert data["id"].startswith("chatcmpl-")
@@ -245,13 +248,13 @@ def test_completion_shape(client: TestClient) -> None:
     assert data["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
 
 
-def test_no_logprobs_gives_null(client: TestClient) -> None:
-    assert client.post(CHAT, json=_body()).json()["choices"][0]["logprobs"] is None
+def test_no_logprobs_gives_null(local_client: TestClient) -> None:
+    assert local_client.post(CHAT, json=_body()).json()["choices"][0]["logprobs"] is None
 
 
-def test_stream_shape(client: TestClient) -> None:
+def test_stream_shape(local_client: TestClient) -> None:
     body = _body(stream=True, logprobs=True, stream_options={"include_usage": True})
-    with client.stream("POST", CHAT, json=body) as reply:
+    with local_client.stream("POST", CHAT, json=body) as reply:
         assert reply.headers["content-type"].startswith("text/event-stream")
         events = [line.removeprefix("data: ") for line in reply.iter_lines() if line]
     assert events[-1] == "[DONE]"
@@ -272,11 +275,11 @@ def test_stream_shape(client: TestClient) -> None:
     assert chunks[4]["usage"]["total_tokens"] == 7
 
 
-def test_models_health_generations(client: TestClient) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/v1/models").json()["data"][0]["id"] == "fake-model"
-    client.post(CHAT, json=_body())
-    records = client.get("/v1/generations").json()["data"]
+def test_models_health_generations(local_client: TestClient) -> None:
+    assert local_client.get("/health").json() == {"status": "ok"}
+    assert local_client.get("/v1/models").json()["data"][0]["id"] == "fake-model"
+    local_client.post(CHAT, json=_body())
+    records = local_client.get("/v1/generations").json()["data"]
     assert records[-1]["finish_reason"] == "stop"
     assert records[-1]["id"].startswith("chatcmpl-")
 

@@ -25,7 +25,7 @@ def local_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def client(local_url: str) -> Iterator[openai.OpenAI]:
+def local_sdk(local_url: str) -> Iterator[openai.OpenAI]:
     """The ``openai`` SDK pointed at ``local_url``'s /v1, without retries."""
     with openai.OpenAI(base_url=f"{local_url}/v1", api_key="unused", max_retries=0) as sdk:
         yield sdk

@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from bench.procs import stop, wait_healthy
+from harness.procs import stop, wait_healthy
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -39,8 +39,8 @@ def _check_entries(entries: list[Any], content: str, *, greedy: bool) -> None:
             assert entry.logprob == entry.top_logprobs[0].logprob
 
 
-def test_logprobs_non_streaming(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
+def test_logprobs_non_streaming(local_sdk: openai.OpenAI) -> None:
+    reply = local_sdk.chat.completions.create(
         model="any-name",
         messages=QUESTION,
         temperature=0,
@@ -57,8 +57,8 @@ def test_logprobs_non_streaming(client: openai.OpenAI) -> None:
     assert reply.usage.completion_tokens == len(choice.logprobs.content)
 
 
-def test_logprobs_streaming(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
+def test_logprobs_streaming(local_sdk: openai.OpenAI) -> None:
+    stream = local_sdk.chat.completions.create(
         model="m",
         messages=QUESTION,
         temperature=0,
@@ -81,20 +81,20 @@ def test_logprobs_streaming(client: openai.OpenAI) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == len(entries)
     _check_entries(entries, content, greedy=True)
-    again = client.chat.completions.create(
+    again = local_sdk.chat.completions.create(
         model="m", messages=QUESTION, temperature=0, max_tokens=24
     )
     assert again.choices[0].message.content == content
 
 
-def test_json_schema_output_follows_schema(client: openai.OpenAI) -> None:
+def test_json_schema_output_follows_schema(local_sdk: openai.OpenAI) -> None:
     schema = {
         "type": "object",
         "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
         "required": ["name", "age"],
         "additionalProperties": False,
     }
-    reply = client.chat.completions.create(
+    reply = local_sdk.chat.completions.create(
         model="m",
         temperature=0,
         max_tokens=80,
@@ -113,9 +113,9 @@ def test_json_schema_output_follows_schema(client: openai.OpenAI) -> None:
     assert reply.choices[0].finish_reason == "stop"
 
 
-def test_json_object_output_is_an_object(client: openai.OpenAI) -> None:
+def test_json_object_output_is_an_object(local_sdk: openai.OpenAI) -> None:
     prompt = 'Give a JSON object with one key "n" and the number 7.'
-    reply = client.chat.completions.create(
+    reply = local_sdk.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": prompt}],
         temperature=0,
@@ -126,9 +126,11 @@ def test_json_object_output_is_an_object(client: openai.OpenAI) -> None:
     assert json.loads(reply.choices[0].message.content or "")["n"] == 7
 
 
-def test_stop_string_cuts_the_reply(client: openai.OpenAI) -> None:
+def test_stop_string_cuts_the_reply(local_sdk: openai.OpenAI) -> None:
     full = (
-        client.chat.completions.create(model="m", messages=QUESTION, temperature=0, max_tokens=40)
+        local_sdk.chat.completions.create(
+            model="m", messages=QUESTION, temperature=0, max_tokens=40
+        )
         .choices[0]
         .message.content
         or ""
@@ -136,16 +138,16 @@ def test_stop_string_cuts_the_reply(client: openai.OpenAI) -> None:
     words = full.split()
     assert len(words) >= 4, full
     stop = words[3]
-    cut = client.chat.completions.create(
+    cut = local_sdk.chat.completions.create(
         model="m", messages=QUESTION, temperature=0, max_tokens=40, stop=[stop, "\u2603"]
     )
     assert cut.choices[0].finish_reason == "stop"
     assert cut.choices[0].message.content == full[: full.index(stop)]
 
 
-def test_seed_makes_sampling_reproducible(client: openai.OpenAI) -> None:
+def test_seed_makes_sampling_reproducible(local_sdk: openai.OpenAI) -> None:
     def sample() -> str:
-        reply = client.chat.completions.create(
+        reply = local_sdk.chat.completions.create(
             model="m", messages=STORY, temperature=1.0, seed=1234, max_tokens=24
         )
         return reply.choices[0].message.content or ""
@@ -224,15 +226,15 @@ def test_non_streaming_disconnect_cancels_generation(local_url: str) -> None:
     assert new[0]["completion_tokens"] < 300
 
 
-def test_prompt_longer_than_context_is_rejected(client: openai.OpenAI) -> None:
+def test_prompt_longer_than_context_is_rejected(local_sdk: openai.OpenAI) -> None:
     long_prompt: list[ChatCompletionMessageParam] = [
         {"role": "user", "content": "dragon " * (LOCAL_N_CTX + 10)}
     ]
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="m", messages=long_prompt, max_tokens=5)
+        local_sdk.chat.completions.create(model="m", messages=long_prompt, max_tokens=5)
     assert caught.value.code == "context_length_exceeded"
 
 
-def test_models_and_health(client: openai.OpenAI, local_url: str) -> None:
-    assert [m.id for m in client.models.list()] == ["gemma-3-270m"]
+def test_models_and_health(local_sdk: openai.OpenAI, local_url: str) -> None:
+    assert [m.id for m in local_sdk.models.list()] == ["gemma-3-270m"]
     assert httpx.get(f"{local_url}/health").json() == {"status": "ok"}

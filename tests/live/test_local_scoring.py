@@ -14,9 +14,11 @@ pytestmark = pytest.mark.live
 QUESTION = "Name three colours and say why you like them."
 
 
-def test_echo_through_the_openai_sdk(client: openai.OpenAI) -> None:
+def test_echo_through_the_openai_sdk(local_sdk: openai.OpenAI) -> None:
     text = "The cat sat on the mat. Café ☕ 🐉"
-    reply = client.completions.create(model="m", prompt=text, echo=True, logprobs=3, max_tokens=0)
+    reply = local_sdk.completions.create(
+        model="m", prompt=text, echo=True, logprobs=3, max_tokens=0
+    )
     choice = reply.choices[0]
     assert choice.text.endswith(text)
     lp = choice.logprobs
@@ -121,14 +123,14 @@ def test_completions_generate_with_echo(client: openai.OpenAI) -> None:
     assert lp.text_offset == sorted(lp.text_offset)
 
 
-def test_shared_prefix_is_scored_like_separate_requests(client: openai.OpenAI) -> None:
+def test_shared_prefix_is_scored_like_separate_requests(local_sdk: openai.OpenAI) -> None:
     context = "Question: is the sky blue? Answer:"
     prompts = [context + " yes", context + " no", context + " maybe not"]
-    together = client.completions.create(
+    together = local_sdk.completions.create(
         model="m", prompt=prompts, echo=True, logprobs=0, max_tokens=0
     )
     assert len(together.choices) == 3
-    alone = client.completions.create(
+    alone = local_sdk.completions.create(
         model="m", prompt=prompts[0], echo=True, logprobs=0, max_tokens=0
     )
     a = together.choices[0].logprobs
@@ -139,8 +141,8 @@ def test_shared_prefix_is_scored_like_separate_requests(client: openai.OpenAI) -
     assert a.token_logprobs == b.token_logprobs
 
 
-def test_teacher_forcing_agrees_with_generation(client: openai.OpenAI, local_url: str) -> None:
-    reply = client.chat.completions.create(
+def test_teacher_forcing_agrees_with_generation(local_sdk: openai.OpenAI, local_url: str) -> None:
+    reply = local_sdk.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": QUESTION}],
         temperature=0,

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
-from bench.procs import stop
+from harness.procs import stop
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 

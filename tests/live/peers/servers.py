@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.procs import stop, wait_healthy
+from harness.procs import stop, wait_healthy
 from langserve_logprobs.settings import Settings
 from tests.servers import free_port
 
