@@ -22,7 +22,6 @@ from langserve import add_routes
 
 from chains import chat, classify, decide, extract, generate, score
 from langserve_logprobs.access_log import configure_access_log
-from langserve_logprobs.auth import PrivateKeyGuard
 from langserve_logprobs.backend import EmbeddedModel
 from langserve_logprobs.calibration.api import install_calibration
 from langserve_logprobs.decisions_api import add_decisions_route
@@ -30,6 +29,7 @@ from langserve_logprobs.exposure import edge_middleware, install_exposure, plan_
 from langserve_logprobs.metrics import ServiceMetrics, serve_metrics
 from langserve_logprobs.routes import wrap_route
 from langserve_logprobs.settings import LOCAL_PREFIX, Settings, get_settings
+from langserve_logprobs.upstream import Upstream
 from langserve_logprobs.workarounds.input_echo import validation_error
 from langserve_logprobs.workarounds.invoke_encoding import add_invoke_route
 from ui import mount_ui
@@ -47,27 +47,18 @@ ROUTES: list[tuple[str, ModuleType, str]] = [
 CONFIG_KEYS = ("configurable", "metadata", "tags")
 
 
-def _secrets(settings: Settings) -> list[str]:
-    key = settings.openai_api_key
-    return [key.get_secret_value()] if key else []
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app: routes for every chain, the embedded model when it is the backend."""
     settings = settings or get_settings()
-    embedded = EmbeddedModel(settings) if settings.use_local else None
-    exposure = plan_exposure(settings, embedded is not None)
+    exposure = plan_exposure(settings, settings.use_local)
+    embedded = EmbeddedModel(settings, exposure.private_key) if settings.use_local else None
     metrics = ServiceMetrics(embedded.engine if embedded is not None else None)
-    if embedded is not None and exposure.private_key:
-        embedded.private_app = PrivateKeyGuard(embedded.app, exposure.private_key)
     # The chains are plain OpenAI clients: of the upstream, or of the embedded model's
-    # own address.
-    chain_settings = exposure.chain_settings(
-        settings.model_copy(update={"openai_base_url": embedded.base_url})
-        if embedded is not None
-        else settings
+    # own address (behind its private key when the service has keys).
+    upstream = Upstream.for_app(
+        settings, embedded.base_url if embedded is not None else None, exposure.private_key
     )
-    secrets = [*_secrets(settings), *exposure.secrets]
+    secrets = [*Upstream.from_settings(settings).secrets, *exposure.secrets]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,8 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return RedirectResponse("/docs")
 
     for path, module, playground in ROUTES:
-        build: Callable[[Settings], Runnable[Any, Any]] = module.build_chain
-        route = wrap_route(build(chain_settings), secrets)
+        build: Callable[[Settings, Upstream], Runnable[Any, Any]] = module.build_chain
+        route = wrap_route(build(settings, upstream), secrets)
         add_invoke_route(app, route, path, CONFIG_KEYS)
         add_routes(
             app,
@@ -121,8 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             playground_type=playground,  # type: ignore[arg-type]
         )
     # One decision engine (and its content-free cache) behind /decide and /v1/decisions.
-    engine = decide.build_engine(chain_settings)
-    decide_route = wrap_route(decide.build_chain(chain_settings, engine), secrets)
+    engine = decide.build_engine(settings, upstream)
+    decide_route = wrap_route(decide.build_chain(settings, upstream, engine), secrets)
     add_invoke_route(app, decide_route, "/decide", CONFIG_KEYS)
     add_routes(app, decide_route, path="/decide", config_keys=CONFIG_KEYS)
     add_decisions_route(app, engine, secrets)

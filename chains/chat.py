@@ -21,6 +21,7 @@ from chains.model import configurable_chat_model
 from chains.runnable import check_prompt_size
 from langserve_logprobs.errors import InvalidRequestError
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 
 class MessageIn(BaseModel):
@@ -62,9 +63,9 @@ def check_messages(value: Any, max_chars: int) -> list[BaseMessage]:
     return messages
 
 
-def build_chain(settings: Settings) -> Runnable[Any, Any]:
+def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     """The configurable chat model (temperature, max_tokens, top_logprobs, model)."""
-    model = configurable_chat_model(settings)
+    model = configurable_chat_model(settings, upstream)
 
     def check(value: Any) -> list[BaseMessage]:
         return check_messages(value, settings.max_prompt_chars)

@@ -81,6 +81,7 @@ from chains.teacher_forcing import CannotScoreError
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 MAX_LABELS = len(MARKERS)
 SCHEMA_NAME = "classification"
@@ -390,16 +391,19 @@ class Classify(JsonAnswerChain):
         )
 
 
-def build_chain(settings: Settings) -> Runnable[Any, Any]:
+def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     """The /classify chain: method score where the backend can score; for the other
     methods top_logprobs 20 and temperature 0 by default (configurable)."""
     model = configurable_chat_model(
         settings,
+        upstream,
         temperature=0.0,
         top_logprobs=TOP_LOGPROBS_MAX,
         max_tokens=min(MAX_TOKENS, settings.max_tokens_cap),
     )
     chain = Classify(
-        model=model, max_prompt_chars=settings.max_prompt_chars, engine=build_engine(settings)
+        model=model,
+        max_prompt_chars=settings.max_prompt_chars,
+        engine=build_engine(settings, upstream),
     )
     return chain.with_types(input_type=ClassifyInput, output_type=ClassifyOutput)

@@ -38,6 +38,7 @@ from chains.runnable import ChainRunnable, check_prompt_size
 from chains.teacher_forcing import Scored, TextScorer
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 CONTENT_FREE_CACHE = 1024
 """Content-free distributions kept (one per question text, answers and model)."""
@@ -246,10 +247,10 @@ class Decide(ChainRunnable):
         return data
 
 
-def build_engine(settings: Settings) -> DecisionEngine:
+def build_engine(settings: Settings, upstream: Upstream) -> DecisionEngine:
     """The engine shared by /decide, /v1/decisions and /classify."""
     return DecisionEngine(
-        scorer=TextScorer(settings),
+        scorer=TextScorer(upstream),
         default_model=settings.model_name,
         calibration=settings.decision_calibration,
         max_work=settings.decision_max_work,
@@ -257,7 +258,9 @@ def build_engine(settings: Settings) -> DecisionEngine:
     )
 
 
-def build_chain(settings: Settings, engine: DecisionEngine | None = None) -> Runnable[Any, Any]:
+def build_chain(
+    settings: Settings, upstream: Upstream, engine: DecisionEngine | None = None
+) -> Runnable[Any, Any]:
     """The /decide chain over ``engine`` (one is built when none is given)."""
-    chain = Decide(engine=engine or build_engine(settings))
+    chain = Decide(engine=engine or build_engine(settings, upstream))
     return chain.with_types(input_type=DecideInput, output_type=DecisionOutput)

@@ -38,6 +38,7 @@ from chains.runnable import OptionalText, check_prompt_size
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 SCHEMA_NAME = "extraction"
 # Keywords OpenAI's strict mode rejects; a schema using one is sent with strict false.
@@ -216,10 +217,10 @@ class Extract(JsonAnswerChain):
         )
 
 
-def build_chain(settings: Settings) -> Runnable[Any, Any]:
+def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     """The /extract chain: configurable model knobs, temperature 0 by default."""
     chain = Extract(
-        model=configurable_chat_model(settings, temperature=0.0),
+        model=configurable_chat_model(settings, upstream, temperature=0.0),
         max_prompt_chars=settings.max_prompt_chars,
     )
     return chain.with_types(input_type=ExtractInput, output_type=ExtractOutput)

@@ -37,6 +37,7 @@ from chains.model import configurable_chat_model
 from chains.runnable import ModelChain, OptionalText, check_prompt_size
 from langserve_logprobs.errors import validated
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 DEFAULT_LOW_PROB_THRESHOLD = 0.3
 
@@ -152,10 +153,11 @@ class Generate(ModelChain):
         yield acc.final()
 
 
-def build_chain(settings: Settings) -> Runnable[Any, Any]:
+def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     """The /generate chain: configurable model knobs plus ``low_prob_threshold``."""
     chain = Generate(
-        model=configurable_chat_model(settings), max_prompt_chars=settings.max_prompt_chars
+        model=configurable_chat_model(settings, upstream),
+        max_prompt_chars=settings.max_prompt_chars,
     ).configurable_fields(
         low_prob_threshold=ConfigurableField(
             id="low_prob_threshold",

@@ -33,21 +33,15 @@ from langchain_openai.chat_models.base import (
     _handle_openai_api_error,
     _handle_openai_bad_request,
 )
-from pydantic import Field, SecretStr
+from pydantic import Field, SkipValidation
 
-from langserve_logprobs.capabilities import (
-    Capabilities,
-    acapabilities_for,
-    adapt_logprobs,
-    adapt_request,
-    capabilities_for,
-)
+from langserve_logprobs.capabilities import Capabilities, adapt_logprobs, adapt_request
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 from langserve_logprobs.workarounds.sdk_chunk_models import merge_chunks, raw_chunks
 from langserve_logprobs.workarounds.streaming_invoke import listens_to_tokens
 
-LOCAL_API_KEY = "local-no-key"
 _T = TypeVar("_T")
 
 
@@ -129,23 +123,16 @@ class _Reading:
 class UpstreamChatOpenAI(ChatOpenAI):
     """ChatOpenAI adapted to the upstream's capabilities (see the module docstring)."""
 
-    upstream_kind: str = Field(default="auto", description="LOGPROBS_UPSTREAM_KIND.")
-
-    def _key(self) -> str | None:
-        key = self.openai_api_key
-        return key.get_secret_value() if isinstance(key, SecretStr) else None
-
-    def _caps(self) -> Capabilities:
-        return capabilities_for(str(self.openai_api_base), self.upstream_kind, self._key())
-
-    async def _acaps(self) -> Capabilities:
-        return await acapabilities_for(str(self.openai_api_base), self.upstream_kind, self._key())
+    # SkipValidation: the same object (its turns are shared), not a validated copy.
+    upstream: SkipValidation[Upstream] = Field(
+        exclude=True, description="The server called: its address, key, kind and turns."
+    )
 
     def _get_request_payload(
         self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
         payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
-        adapt_request(payload, self._caps())
+        adapt_request(payload, self.upstream.capabilities())
         return payload
 
     def _reading(self, caps: Capabilities, kwargs: dict[str, Any]) -> _Reading:
@@ -159,12 +146,13 @@ class UpstreamChatOpenAI(ChatOpenAI):
     def _stream(
         self, messages: list[BaseMessage], *args: Any, **kwargs: Any
     ) -> Iterator[ChatGenerationChunk]:
-        reading = self._reading(self._caps(), kwargs)
-        stream = super()._stream(messages, *args, **kwargs)
-        try:
-            yield from reading.guarded(stream, reading.admit)
-        finally:
-            stream.close()  # type: ignore[attr-defined]
+        with self.upstream.sync_turn() as caps:
+            reading = self._reading(caps, kwargs)
+            stream = super()._stream(messages, *args, **kwargs)
+            try:
+                yield from reading.guarded(stream, reading.admit)
+            finally:
+                stream.close()  # type: ignore[attr-defined]
         if reading.seen:  # an empty stream stays empty: "no generations" is the upstream's error
             yield reading.last()
 
@@ -235,15 +223,17 @@ class UpstreamChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         """The merged stream, read as dicts: the same message as ``astream`` summed."""
-        reading = self._reading(await self._acaps(), kwargs)
+        caps = await self.upstream.acapabilities()  # known before the payload is adapted
         payload = self._stream_payload(messages, stop, kwargs)
         if payload is None:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        stream = self._raw(payload)
-        try:
-            raws = [raw async for raw in reading.aguarded(stream, reading.admit_raw)]
-        finally:
-            await stream.aclose()
+        reading = self._reading(caps, kwargs)
+        async with self.upstream.turn():
+            stream = self._raw(payload)
+            try:
+                raws = [raw async for raw in reading.aguarded(stream, reading.admit_raw)]
+            finally:
+                await stream.aclose()
         if not raws:
             return await agenerate_from_stream(_no_chunks())  # its "no generations" error
         merged = merge_chunks(raws)
@@ -265,13 +255,14 @@ class UpstreamChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        reading = self._reading(await self._acaps(), kwargs)
-        stream = self._achunks(messages, stop, run_manager, **kwargs)
-        try:
-            async for chunk in reading.aguarded(stream, reading.admit):
-                yield chunk
-        finally:
-            await stream.aclose()
+        async with self.upstream.turn() as caps:
+            reading = self._reading(caps, kwargs)
+            stream = self._achunks(messages, stop, run_manager, **kwargs)
+            try:
+                async for chunk in reading.aguarded(stream, reading.admit):
+                    yield chunk
+            finally:
+                await stream.aclose()
         if reading.seen:  # an empty stream stays empty: "no generations" is the upstream's error
             yield reading.last()
 
@@ -281,24 +272,21 @@ async def _no_chunks() -> AsyncIterator[ChatGenerationChunk]:
     yield
 
 
-def chat_model(settings: Settings, **overrides: Any) -> ChatOpenAI:
-    """A ChatOpenAI bound to the configured upstream with logprobs on.
+def chat_model(settings: Settings, upstream: Upstream, **overrides: Any) -> ChatOpenAI:
+    """A ChatOpenAI bound to ``upstream`` with logprobs on.
 
     Args:
-        settings: the service settings.
+        settings: the service settings (the model's defaults).
+        upstream: the server called (address, key, timeout, retries, turns).
         **overrides: ChatOpenAI fields that replace the defaults (e.g. ``temperature``).
     """
-    key = settings.openai_api_key or SecretStr(LOCAL_API_KEY)
     fields: dict[str, Any] = {
-        "model": settings.model_name,
-        "base_url": settings.upstream_base_url,
-        "api_key": key,
+        **upstream.client_options(),
+        "model": upstream.model,
         "logprobs": True,
         "top_logprobs": settings.top_logprobs,
         "max_tokens": settings.max_tokens,
         "temperature": settings.temperature,
-        "timeout": settings.request_timeout,
-        "max_retries": settings.max_retries,
         "use_responses_api": False,
         "stream_usage": True,
         # configurable_fields rebuilds the model with every field set explicitly, and an
@@ -308,7 +296,7 @@ def chat_model(settings: Settings, **overrides: Any) -> ChatOpenAI:
         # One client per model: the SDK's shared default client is bound to the first
         # event loop that used it, which breaks apps created again (tests, reloads).
         "http_async_client": openai.DefaultAsyncHttpxClient(),
-        "upstream_kind": settings.upstream_kind,
+        "upstream": upstream,
     }
     fields.update(overrides)
     return UpstreamChatOpenAI(**fields)
@@ -344,6 +332,9 @@ def configurable_fields(settings: Settings) -> dict[str, ConfigurableField]:
     }
 
 
-def configurable_chat_model(settings: Settings, **overrides: Any) -> Runnable[Any, Any]:
+def configurable_chat_model(
+    settings: Settings, upstream: Upstream, **overrides: Any
+) -> Runnable[Any, Any]:
     """``chat_model`` with temperature, max_tokens, top_logprobs and model set per request."""
-    return chat_model(settings, **overrides).configurable_fields(**configurable_fields(settings))
+    model = chat_model(settings, upstream, **overrides)
+    return model.configurable_fields(**configurable_fields(settings))

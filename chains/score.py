@@ -38,6 +38,7 @@ from chains.runnable import ChainRunnable, check_prompt_size
 from chains.teacher_forcing import Scored, TextScorer
 from langserve_logprobs.errors import UpstreamError, validated
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 MAX_CONTINUATIONS = 20
 DEFAULT_TOP_LOGPROBS = 5
@@ -213,9 +214,9 @@ class Score(ChainRunnable):
         return asyncio.run(self._ascore(self.scorer.fresh(), value, config))
 
 
-def build_chain(settings: Settings) -> Runnable[Any, Any]:
+def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     """The /score chain: top_logprobs 5 by default (configurable, 0-20), model configurable."""
     chain = Score(
-        scorer=TextScorer(settings), settings=settings, max_prompt_chars=settings.max_prompt_chars
+        scorer=TextScorer(upstream), settings=settings, max_prompt_chars=settings.max_prompt_chars
     )
     return chain.with_types(input_type=ScoreInput, output_type=ScoreOutput)

@@ -31,19 +31,13 @@ import openai
 
 from chains.continuation_math import continuation_tokens, token_bytes_of
 from chains.logprobs import TokenLogprob
-from chains.model import LOCAL_API_KEY
-from langserve_logprobs.capabilities import (
-    Capabilities,
-    acapabilities_for,
-    learn_scoring,
-    learned_scoring,
-)
+from langserve_logprobs.capabilities import Capabilities, learn_scoring, learned_scoring
 from langserve_logprobs.errors import (
     ContextLengthExceededError,
     InvalidRequestError,
     to_service_error,
 )
-from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 _T = TypeVar("_T")
 Message = tuple[str, str]
@@ -145,17 +139,8 @@ def _chat_tokens(response: Any, continuation: str, top_k: int) -> list[TokenLogp
 class TextScorer:
     """Scores continuations of a context on the configured upstream (clients made on use)."""
 
-    settings: Settings
+    upstream: Upstream
     _async: openai.AsyncOpenAI | None = field(default=None, repr=False)
-
-    def _kwargs(self) -> dict[str, Any]:
-        key = self.settings.openai_api_key
-        return {
-            "base_url": self.settings.upstream_base_url,
-            "api_key": key.get_secret_value() if key else LOCAL_API_KEY,
-            "timeout": self.settings.request_timeout,
-            "max_retries": self.settings.max_retries,
-        }
 
     def _refuse(self, caps: Capabilities) -> None:
         """Raise CannotScoreError for a known kind of upstream that cannot score (from the
@@ -163,25 +148,20 @@ class TextScorer:
         if caps.kind != "generic" and not caps.can_score:
             raise cannot_score(f"a {caps.kind} server")
 
-    def _caps_args(self) -> tuple[str, str, str | None]:
-        key = self.settings.openai_api_key
-        secret = key.get_secret_value() if key else None
-        return self.settings.upstream_base_url, self.settings.upstream_kind, secret
-
     async def acheck_can_score(self) -> None:
         """CannotScoreError if the capability cache says this upstream cannot score: what
         scoring requests showed lately, else the table's row for its kind."""
-        learned = learned_scoring(self.settings.upstream_base_url)
+        learned = learned_scoring(self.upstream.base_url)
         if learned is False:
             raise cannot_score("it did not score given text when last checked")
         if learned is None:
-            self._refuse(await acapabilities_for(*self._caps_args()))
+            self._refuse(await self.upstream.acapabilities())
 
     async def _probe(self) -> bool:
         """Does the upstream score given text at all? One tiny echo request, default model."""
         try:
             response = await self.async_client().completions.create(
-                model=self.settings.model_name,
+                model=self.upstream.model,
                 prompt="Hi there",
                 echo=True,
                 logprobs=0,
@@ -197,7 +177,7 @@ class TextScorer:
         """Send a scoring request; a capability error is re-checked at once (``_probe``):
         the upstream that cannot score is remembered as such (CannotScoreError); one that
         can gets the request once more, and its error stands if it fails again."""
-        base_url = self.settings.upstream_base_url
+        base_url = self.upstream.base_url
         try:
             return await call()
         except openai.APIStatusError as exc:
@@ -214,19 +194,19 @@ class TextScorer:
         try:
             scored = read()
         except CannotScoreError:
-            learn_scoring(self.settings.upstream_base_url, False)
+            learn_scoring(self.upstream.base_url, False)
             raise
-        learn_scoring(self.settings.upstream_base_url, True)
+        learn_scoring(self.upstream.base_url, True)
         return scored
 
     def fresh(self) -> TextScorer:
         """A scorer of the same upstream with a client of its own, for another event loop
         (a blocking caller's ``asyncio.run``): an async client belongs to the loop that made it."""
-        return TextScorer(self.settings)
+        return TextScorer(self.upstream)
 
     def async_client(self) -> openai.AsyncOpenAI:
         if self._async is None:
-            self._async = openai.AsyncOpenAI(**self._kwargs())
+            self._async = openai.AsyncOpenAI(**self.upstream.client_options())
         return self._async
 
     @staticmethod

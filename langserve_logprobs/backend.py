@@ -26,6 +26,7 @@ import anyio
 import uvicorn
 from fastapi import FastAPI
 
+from langserve_logprobs.auth import PrivateKeyGuard
 from langserve_logprobs.settings import Settings
 
 logger = logging.getLogger("langserve_logprobs")
@@ -50,7 +51,7 @@ class EmbeddedModel:
         base_url: where the chains reach it, ``http://127.0.0.1:<port>/v1``.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, private_key: str | None = None) -> None:
         from local_llm import LocalEngine, create_local_app
 
         self.engine: Any = LocalEngine(
@@ -62,8 +63,11 @@ class EmbeddedModel:
             deterministic=settings.local_deterministic,
         )
         self.app: FastAPI = create_local_app(self.engine)
-        # What the private port serves: the app, or the app behind a key (server.py).
-        self.private_app: Any = self.app
+        # What the private port serves: the app, behind the per-process key when the
+        # service has keys (``exposure.plan_exposure`` makes it; the chains send it).
+        self.private_app: Any = (
+            PrivateKeyGuard(self.app, private_key) if private_key is not None else self.app
+        )
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind((LOCAL_HOST, 0))
         self._socket.listen()

@@ -13,7 +13,9 @@ on the kind of server. A row says:
   outputs say ``constrained: false``);
 * whether it sends ``bytes`` (if not, they are rebuilt from the token text and counted);
 * how many ``top_logprobs`` it allows (more are clamped, and the answer says so);
-* whether it can score given text (prompt logprobs), and which probability it reports.
+* whether it can score given text (prompt logprobs), and which probability it reports;
+* how many requests it serves at once without cutting one short (``max_concurrent``; None:
+  as many as we send). ``langserve_logprobs.upstream.Upstream`` queues the rest.
 
 ``LOGPROBS_UPSTREAM_KIND=auto`` asks the server who it is: ``owned_by`` in ``/v1/models``
 ("me": llama-cpp-python, "llamacpp": llama.cpp's llama-server, "vllm", "local": the
@@ -58,6 +60,7 @@ class Capabilities:
     max_top_logprobs: int
     can_score: bool
     probabilities: str
+    max_concurrent: int | None
 
 
 _RAW = "raw: the model's distribution before sampling and before any grammar"
@@ -72,6 +75,7 @@ def _row(kind: str, **fields: Any) -> Capabilities:
         "max_top_logprobs": 20,
         "can_score": False,
         "probabilities": _RAW,
+        "max_concurrent": None,
     }
     return Capabilities(kind=kind, **{**base, **fields})
 
@@ -94,6 +98,9 @@ CAPABILITIES: dict[str, Capabilities] = {
             honours_length=False,
             structured="json_object_schema",
             sends_bytes=False,
+            # One at a time: by default (--interrupt_requests True) a second request cuts
+            # the running one short; with it off the second waits anyway.
+            max_concurrent=1,
         ),
         _row(
             "llama-server",

@@ -24,7 +24,6 @@ import secrets
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from pydantic import SecretStr
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
@@ -49,12 +48,6 @@ class Exposure:
     def secrets(self) -> list[str]:
         """Strings that must never reach a log or a client."""
         return [*self.api_keys, *([self.private_key] if self.private_key else [])]
-
-    def chain_settings(self, settings: Settings) -> Settings:
-        """``settings`` with the private key as the upstream key, when there is one."""
-        if self.private_key is None:
-            return settings
-        return settings.model_copy(update={"openai_api_key": SecretStr(self.private_key)})
 
 
 def plan_exposure(settings: Settings, embedded: bool) -> Exposure:

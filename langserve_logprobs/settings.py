@@ -40,6 +40,13 @@ class Settings(BaseSettings):
         description="What the upstream is (langserve_logprobs.capabilities): auto (ask it), "
         "embedded, openai, vllm, llama-cpp-python, llama-server, ollama or generic.",
     )
+    upstream_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        validation_alias="LOGPROBS_UPSTREAM_CONCURRENCY",
+        description="Most requests sent to the upstream at once (the others wait their turn); "
+        "unset: what its kind takes (1 for llama-cpp-python's server, no limit otherwise).",
+    )
     model_name: str = Field(
         default=MODEL_NAME,
         validation_alias="LOGPROBS_MODEL",

@@ -23,6 +23,7 @@ from chains.decide_prompt import UnsupportedInputError, ask, input_block, input_
 from chains.decide_schema import ChoiceQuestion, DecideInput, PredicateQuestion, ScoreQuestion
 from chains.teacher_forcing import TextScorer
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -46,7 +47,7 @@ def recorded_scorer(recorded: dict[str, Any], sent: list[dict[str, Any]]) -> Tex
         api_key="k",
         http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(answer)),
     )
-    return TextScorer(settings, _async=client)
+    return TextScorer(Upstream.from_settings(settings), _async=client)
 
 
 async def test_recorded_value_probability_is_its_whole_answer_renormalised() -> None:
@@ -220,7 +221,7 @@ def test_true_and_the_string_true_are_two_values() -> None:
 
 def test_the_work_cap_is_checked_before_any_model_work() -> None:
     engine = DecisionEngine(
-        scorer=TextScorer(Settings(_env_file=None)),
+        scorer=TextScorer(Upstream.from_settings(Settings(_env_file=None))),
         default_model="m",
         calibration="contextual",
         max_work=1000,

@@ -83,10 +83,11 @@ def llama_server_command(port: int) -> list[str]:
 
 
 def llama_cpp_python_command(port: int) -> list[str]:
-    """llama-cpp-python's server (its ``server`` extra), one thread, requests not interrupted.
+    """llama-cpp-python's server (its ``server`` extra), one thread, its default flags.
 
-    By default it interrupts a running stream as soon as another request waits (it serves
-    one at a time), which would cut batch items short: ``--interrupt_requests False``.
+    By default (``--interrupt_requests True``) it cuts a running stream short as soon as
+    another request arrives: our ``Upstream`` sends it one request at a time (its
+    ``max_concurrent`` is 1), so batch items wait their turn instead of being lost.
     """
     try:
         import llama_cpp.server.app  # noqa: F401
@@ -95,7 +96,7 @@ def llama_cpp_python_command(port: int) -> list[str]:
     return [
         sys.executable, "-m", "llama_cpp.server", "--model", model_path(),
         "--chat_format", "gemma", "--n_threads", "1", "--n_ctx", str(N_CTX),
-        "--interrupt_requests", "False", "--host", "127.0.0.1", "--port", str(port),
+        "--host", "127.0.0.1", "--port", str(port),
     ]  # fmt: skip
 
 
