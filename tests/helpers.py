@@ -26,14 +26,24 @@ LOCAL_N_CTX = 1024
 """Context size of the embedded app the live tests start alone (``local_url``)."""
 
 
+UPSTREAM_TIMEOUT = 30.0
+"""The app's timeout on the fake upstream. The fake upstream runs in a thread of the test
+process: when the machine is busy (another CPU-heavy process, a collection of the suite's
+large heap) the process can stall for seconds, and a short timeout turned a 400 that a test
+expected into a 504. Only the tests of timeouts use ``HANG_TIMEOUT``."""
+
+HANG_TIMEOUT = 1.5
+"""The timeout of the tests that make the fake upstream hang (``model="hang"``) and expect 504."""
+
+
 def fake_upstream_settings(upstream: Any, **overrides: Any) -> Settings:
     """Settings pointing at the fake upstream app (``upstream.state.url``): no retries,
-    a short timeout; ``overrides`` replace any field."""
+    ``UPSTREAM_TIMEOUT``; ``overrides`` replace any field."""
     fields: dict[str, Any] = {
         "openai_base_url": upstream.state.url + "/v1",
         "openai_api_key": FAKE_KEY,
         "max_retries": 0,
-        "request_timeout": 1.5,
+        "request_timeout": UPSTREAM_TIMEOUT,
         "_env_file": None,
     }
     fields.update(overrides)

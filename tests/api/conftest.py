@@ -27,7 +27,7 @@ def fake_upstream() -> Iterator[Any]:
 
 @pytest.fixture
 def settings(fake_upstream: Any) -> Settings:
-    """Settings pointing at the fake upstream, no retries, short timeout."""
+    """Settings pointing at the fake upstream, no retries, ``UPSTREAM_TIMEOUT``."""
     return fake_upstream_settings(fake_upstream)
 
 
