@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bench.procs import free_port
+from harness.procs import free_port
 
 
 class PostgresMissingError(RuntimeError):
