@@ -131,24 +131,35 @@ class UpstreamChatOpenAI(ChatOpenAI):
     def _get_request_payload(
         self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any
     ) -> dict[str, Any]:
+        # Only for the requests langchain-openai sends itself (the sync stream, structured
+        # output helpers): ours are adapted once, in _stream_payload.
         payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
         adapt_request(payload, self.upstream.capabilities())
         return payload
 
-    def _reading(self, caps: Capabilities, kwargs: dict[str, Any]) -> _Reading:
+    def _reading(
+        self,
+        caps: Capabilities,
+        kwargs: dict[str, Any],
+        payload: dict[str, Any],
+        notes: dict[str, Any],
+    ) -> _Reading:
+        """How to read the answer to ``payload`` (adapted to ``caps``, with those ``notes``)."""
         limit = kwargs.get("max_tokens", kwargs.get("max_completion_tokens", self.max_tokens))
         top = kwargs.get("top_logprobs", self.top_logprobs)
-        # What adapt_request will change, worked out on a copy, for the answer's notes.
-        probe = {"top_logprobs": top, "extra_body": kwargs.get("extra_body", self.extra_body)}
-        notes = adapt_request(probe, caps)
-        return _Reading(caps, limit, probe["top_logprobs"] if top else None, notes)
+        return _Reading(caps, limit, payload.get("top_logprobs") if top else None, notes)
 
     def _stream(
-        self, messages: list[BaseMessage], *args: Any, **kwargs: Any
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: Any = None,
+        **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         with self.upstream.sync_turn() as caps:
-            reading = self._reading(caps, kwargs)
-            stream = super()._stream(messages, *args, **kwargs)
+            payload, notes, _ = self._stream_payload(messages, stop, kwargs, caps)
+            reading = self._reading(caps, kwargs, payload, notes)
+            stream = super()._stream(messages, stop, run_manager, **kwargs)
             try:
                 yield from reading.guarded(stream, reading.admit)
             finally:
@@ -157,16 +168,23 @@ class UpstreamChatOpenAI(ChatOpenAI):
             yield reading.last()
 
     def _stream_payload(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """The streaming request body as langchain-openai builds it; None where only its own
-        reader will do (structured output helpers, response headers, the LangSmith gateway)."""
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        kwargs: dict[str, Any],
+        caps: Capabilities,
+    ) -> tuple[dict[str, Any], dict[str, Any], bool]:
+        """The streaming request body as langchain-openai builds it, adapted once to
+        ``caps``; what the adaptation changed (the answer's notes); and whether our own
+        reader may send it (not for structured output helpers, response headers or the
+        LangSmith gateway: only langchain-openai's own reader will do)."""
         kwargs = {**kwargs, "stream": True}
         if self._should_stream_usage(kwargs.pop("stream_usage", None), **kwargs):
             kwargs["stream_options"] = {"include_usage": True}
-        payload = self._get_request_payload(messages, stop=stop, **kwargs)
+        payload: dict[str, Any] = super()._get_request_payload(messages, stop=stop, **kwargs)
+        notes = adapt_request(payload, caps)
         plain = not (self.include_response_headers or self._uses_gateway)
-        return payload if plain and "response_format" not in payload else None
+        return payload, notes, plain and "response_format" not in payload
 
     async def _raw(self, payload: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
         """The upstream's chunks as dicts, its errors as langchain-openai raises them."""
@@ -183,10 +201,11 @@ class UpstreamChatOpenAI(ChatOpenAI):
         messages: list[BaseMessage],
         stop: list[str] | None,
         run_manager: AsyncCallbackManagerForLLMRun | None,
+        payload: dict[str, Any] | None,
         **kwargs: Any,
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """What langchain-openai's ``_astream`` yields, without its per-chunk SDK models."""
-        payload = self._stream_payload(messages, stop, kwargs)
+        """What langchain-openai's ``_astream`` yields, without its per-chunk SDK models;
+        ``payload`` None: langchain-openai's own reader (``_stream_payload``)."""
         if payload is None:
             async for whole in super()._astream(messages, stop, run_manager, **kwargs):
                 yield whole
@@ -223,11 +242,11 @@ class UpstreamChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         """The merged stream, read as dicts: the same message as ``astream`` summed."""
-        caps = await self.upstream.acapabilities()  # known before the payload is adapted
-        payload = self._stream_payload(messages, stop, kwargs)
-        if payload is None:
+        caps = await self.upstream.acapabilities()
+        payload, notes, ours = self._stream_payload(messages, stop, kwargs, caps)
+        if not ours:
             return await agenerate_from_stream(self._astream(messages, stop, run_manager, **kwargs))
-        reading = self._reading(caps, kwargs)
+        reading = self._reading(caps, kwargs, payload, notes)
         async with self.upstream.turn():
             stream = self._raw(payload)
             try:
@@ -256,8 +275,9 @@ class UpstreamChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         async with self.upstream.turn() as caps:
-            reading = self._reading(caps, kwargs)
-            stream = self._achunks(messages, stop, run_manager, **kwargs)
+            payload, notes, ours = self._stream_payload(messages, stop, kwargs, caps)
+            reading = self._reading(caps, kwargs, payload, notes)
+            stream = self._achunks(messages, stop, run_manager, payload if ours else None, **kwargs)
             try:
                 async for chunk in reading.aguarded(stream, reading.admit):
                     yield chunk

@@ -7,11 +7,13 @@ The request's ``model`` picks the behaviour:
 context_length_exceeded), ``flaky:<code>:<n>`` (fails n times, then ok), ``garbage``
 (200 with a body that is not JSON), ``hang`` (never answers), ``drop`` (streams two
 chunks, then cuts the connection), ``slow`` (streams 500 tokens, one per 20 ms, and
-records in ``closed`` the time at which its client went away). ``hits`` counts
-requests per model. ``/v1/completions`` cannot score (``completions`` counts its requests),
-except for the models ``scores`` (echoes every prompt token with a logprob of -0.1 per
-character: an upstream that scores given text) and ``scores-404-once`` (the same, after one
-404 to its first request).
+records in ``closed`` the time at which its client went away), ``interrupting`` (streams
+slowly, and like llama-cpp-python's server with its default flags cuts a running stream
+when another ``interrupting`` request arrives; ``interrupting`` (a ``Streams``) holds how
+many streamed at once). ``hits`` counts requests per model. ``/v1/completions`` cannot score
+(``completions`` counts its requests), except for the models ``scores`` (echoes every prompt
+token with a logprob of -0.1 per character: an upstream that scores given text) and
+``scores-404-once`` (the same, after one 404 to its first request).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +61,7 @@ def create_fake_upstream() -> FastAPI:
     app.state.hits = Counter()
     app.state.completions = Counter()
     app.state.closed = []
+    app.state.interrupting = Streams()
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -97,6 +101,11 @@ def create_fake_upstream() -> FastAPI:
             if body.get("stream"):
                 return StreamingResponse(_replay(recorded), media_type="text/event-stream")
             return JSONResponse(recorded)
+        if model == "interrupting" and body.get("stream"):
+            streams: Streams = app.state.interrupting
+            streams.latest = ticket = app.state.hits[model]
+            stream = _interrupting(ticket, streams)
+            return StreamingResponse(stream, media_type="text/event-stream")
         if model == "slow" and body.get("stream"):
             return StreamingResponse(_slow_stream(app.state.closed), media_type="text/event-stream")
         if body.get("stream"):
@@ -202,6 +211,31 @@ async def _stream(model: str) -> AsyncIterator[bytes]:
     last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     yield f"data: {json.dumps(last)}\n\n".encode()
     yield b"data: [DONE]\n\n"
+
+
+@dataclass
+class Streams:
+    """The ``interrupting`` streams: the latest request's ticket, those streaming now, and
+    the most that ever streamed at once (a test sets a new ``Streams`` to start counting)."""
+
+    latest: int = 0
+    live: set[int] = field(default_factory=set)
+    peak: int = 0
+
+
+async def _interrupting(ticket: int, streams: Streams) -> AsyncIterator[bytes]:
+    """``_stream``, slower, cut (the connection dropped) once a later request has arrived."""
+    streams.live.add(ticket)
+    streams.peak = max(streams.peak, len(streams.live))
+    try:
+        async for chunk in _stream("interrupting"):
+            if streams.latest != ticket:
+                msg = "interrupted by a newer request"
+                raise ConnectionResetError(msg)
+            yield chunk
+            await asyncio.sleep(0.04)
+    finally:
+        streams.live.discard(ticket)
 
 
 async def _slow_stream(closed: list[float]) -> AsyncIterator[bytes]:

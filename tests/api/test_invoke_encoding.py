@@ -16,6 +16,7 @@ from langserve.serialization import WellKnownLCSerializer
 
 from langserve_logprobs.routes import wrap_route
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 from langserve_logprobs.workarounds.invoke_encoding import invoke_body
 from server import CONFIG_KEYS, ROUTES
 
@@ -34,7 +35,7 @@ MODELS = {
 @pytest.mark.parametrize("path", list(INPUTS))
 async def test_the_body_is_langserves_byte_for_byte(settings: Settings, path: str) -> None:
     module = next(m for p, m, _ in ROUTES if p == path)
-    route = wrap_route(module.build_chain(settings))
+    route = wrap_route(module.build_chain(settings, Upstream.from_settings(settings)))
     config: Any = {"configurable": {"model": MODELS[path]}}
     output = await route.ainvoke(INPUTS[path], config)
     run_id = uuid.uuid4()
