@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from langserve_logprobs.upstream import Upstream
 from server import create_app
 from tests.helpers import fake_upstream_settings
 
@@ -100,10 +101,13 @@ def test_sync_invoke_is_derived_from_the_async_path(settings: Any) -> None:
     from chains import decide, score
 
     scoring = settings.model_copy(update={"model_name": "scores"})
-    out = score.build_chain(scoring).invoke({"context": "a b", "continuations": [" c", " dd"]})
+    upstream = Upstream.from_settings(scoring)
+    out = score.build_chain(scoring, upstream).invoke(
+        {"context": "a b", "continuations": [" c", " dd"]}
+    )
     assert [s["sum_logprob"] for s in out["scores"]] == pytest.approx([-0.2, -0.3])
     question = {"type": "choice", "instructions": "?", "choices": [{"value": "x"}, {"value": "yy"}]}
-    decision = decide.build_chain(scoring).invoke(
+    decision = decide.build_chain(scoring, upstream).invoke(
         {"input": "a b", "questions": [question], "calibration": "none"}
     )
     probabilities = [p["probability"] for p in decision["answers"][0]["probabilities"]]
