@@ -99,13 +99,18 @@ class _Accumulator:
         self.model: str | None = None
         self.finish: str | None = None
 
-    def feed(self, chunk: BaseMessage) -> dict[str, Any] | None:
+    def take(self, chunk: BaseMessage) -> tuple[str, list[TokenLogprob]]:
+        """Add ``chunk``'s tokens; its text and its new tokens."""
         metadata = chunk.response_metadata
         new = parse_tokens(_logprob_content(metadata))
         self.tokens.extend(new)
         self.model = metadata.get("model_name") or self.model
         self.finish = metadata.get("finish_reason") or self.finish
-        text = chunk.content if isinstance(chunk.content, str) else chunk.text
+        return (chunk.content if isinstance(chunk.content, str) else chunk.text), new
+
+    def feed(self, chunk: BaseMessage) -> dict[str, Any] | None:
+        """``take`` ``chunk``; its stream event, None when it carries nothing."""
+        text, new = self.take(chunk)
         if not text and not new:
             return None
         return GenerateChunk(completion=text, tokens=new).model_dump()
@@ -119,8 +124,7 @@ class _Accumulator:
         ).model_dump()
 
     def output(self, message: BaseMessage) -> dict[str, Any]:
-        self.feed(message)
-        text = message.content if isinstance(message.content, str) else message.text
+        text, _ = self.take(message)  # a whole answer: no event to build
         merged = {**self.final(), "completion": text, "tokens": self.tokens}
         return GenerateOutput.model_validate(merged).model_dump()
 

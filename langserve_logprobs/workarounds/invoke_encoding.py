@@ -9,10 +9,15 @@ encoding, 8% validation), and it made ``/generate`` 0.65x stock LangServe's ``/c
 
 Correction: ``add_invoke_route`` puts an ``/invoke`` (and ``/c/{config_hash}/invoke``) in
 front of LangServe's for one route. The request is read by LangServe's own ``APIHandler``
-(the same config and input checks, run id and metadata), the output is dumped once by the
-same serializer and rendered as ``JSONResponse`` renders it: the same body, byte for byte
-(``tests/unit/test_workarounds.py``). The documented routes (OpenAPI) stay LangServe's.
+(the same config and input checks, run id and metadata), and the whole body is encoded in
+one pass by LangServe's own serializer (orjson, the same ``default`` for LangChain objects),
+where LangServe encoded the output with it, decoded it, validated it, walked it and encoded
+it again with ``json``. The body is the same JSON value (``tests/api/test_invoke_encoding.py``;
+only the spelling of some floats differs, ``1e-05`` against ``1e-5``). The documented routes
+(OpenAPI) stay LangServe's.
 Our outputs need no second validation: every chain returns its declared pydantic model.
+It calls one private method, ``APIHandler._get_config_and_input`` (LangServe's own request
+reading), pinned by the canary ``test_langserve_reads_a_request_in_one_method``.
 
 Delete when: LangServe's invoke stops validating the output again (the canary
 ``test_langserve_validates_invoke_output_again`` fails).
@@ -24,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from langchain_core.runnables import Runnable
 from langserve import APIHandler
 from langserve.serialization import WellKnownLCSerializer
@@ -32,12 +37,10 @@ from langserve.serialization import WellKnownLCSerializer
 _SERIALIZER = WellKnownLCSerializer()
 
 
-def invoke_body(output: Any, run_id: Any) -> dict[str, Any]:
-    """What LangServe's ``/invoke`` answers for ``output``, built without the second pass."""
-    return {
-        "output": _SERIALIZER.dumpd(output),
-        "metadata": {"run_id": str(run_id), "feedback_tokens": []},
-    }
+def invoke_body(output: Any, run_id: Any) -> bytes:
+    """What LangServe's ``/invoke`` answers for ``output``, encoded in one pass."""
+    body = {"output": output, "metadata": {"run_id": str(run_id), "feedback_tokens": []}}
+    return _SERIALIZER.dumps(body)
 
 
 def add_invoke_route(
@@ -53,7 +56,7 @@ def add_invoke_route(
     async def invoke_with_config(request: Request, config_hash: str) -> Response:
         config, value = await handler._get_config_and_input(request, config_hash, endpoint="invoke")
         output = await runnable.ainvoke(value, config=config)
-        return JSONResponse(invoke_body(output, config["run_id"]))
+        return Response(invoke_body(output, config["run_id"]), media_type="application/json")
 
     async def invoke(request: Request) -> Response:
         return await invoke_with_config(request, "")

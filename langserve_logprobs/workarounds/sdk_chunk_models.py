@@ -7,7 +7,8 @@ largest single cost of a request (``bench/bench_service.py``).
 
 Correction: the SDK still sends the request (headers, retries, timeouts, status errors
 mapped to its exceptions) but ``raw_chunks`` splits the body into events and
-``json.loads``-es each once; ``merge_chunks`` sums a plain answer's chunks as one.
+parses each once (pydantic-core's ``from_json``); ``merge_chunks`` sums a plain answer's
+chunks as one.
 It leans on three private names, each pinned by a canary: ``openai._httpx2``'s lists of
 transport errors (the SDK's HTTP client), langchain-openai's ``StreamChunkTimeoutError``
 (``_client_utils``) and langchain-core's ``merge_dicts`` (``utils._merge``).
@@ -32,6 +33,7 @@ from langchain_openai.chat_models._client_utils import StreamChunkTimeoutError
 
 # The SDK's own lists of transport errors: its HTTP client is httpx2, not httpx.
 from openai._httpx2 import request_exceptions, timeout_exceptions
+from pydantic_core import from_json
 
 
 def _stream_error(data: Any, request: Any) -> openai.APIError | None:
@@ -125,7 +127,10 @@ async def _read(reads: AsyncIterator[bytes], request: Any) -> bytes | None:
 
 
 def _chunk(text: bytes, request: Any) -> dict[str, Any]:
-    chunk = json.loads(text)
+    try:
+        chunk = from_json(text)  # pydantic-core's parser: about 3x json.loads here
+    except ValueError:
+        chunk = json.loads(text)  # what it cannot read, read as before (JSONDecodeError)
     if (error := _stream_error(chunk, request)) is not None:
         raise error
     return normalise(chunk)

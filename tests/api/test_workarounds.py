@@ -19,7 +19,7 @@ from langchain_core.utils._merge import merge_dicts
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models._client_utils import StreamChunkTimeoutError
 from langchain_openai.chat_models.base import BaseChatOpenAI
-from langserve import add_routes
+from langserve import APIHandler, add_routes
 from openai._httpx2 import request_exceptions, timeout_exceptions
 from pydantic import BaseModel, SecretStr
 from starlette.types import Message
@@ -43,6 +43,15 @@ def test_langserve_validates_invoke_output_again() -> None:
     reply = _stock(runnable).post("/r/invoke", json={"input": "x"})
     assert reply.status_code == 200, reply.text
     assert reply.json()["output"] == {"kept": 1}
+
+
+def test_langserve_reads_a_request_in_one_method() -> None:
+    """workarounds.invoke_encoding: LangServe's APIHandler reads and checks an invoke
+    request (config, input) in ``_get_config_and_input``, which our /invoke calls."""
+    parameters = inspect.signature(APIHandler._get_config_and_input).parameters
+    assert list(parameters)[:3] == ["self", "request", "config_hash"]
+    assert "endpoint" in parameters
+    assert inspect.iscoroutinefunction(APIHandler._get_config_and_input)
 
 
 def _fails(value: str) -> str:
