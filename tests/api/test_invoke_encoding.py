@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from langserve import APIHandler
 from langserve.api_handler import _json_encode_response
+from langserve.lzstring import LZString
 from langserve.schema import InvokeResponseMetadata
 from langserve.serialization import WellKnownLCSerializer
 
@@ -63,3 +64,18 @@ def test_invoke_is_served_by_ours_with_langserves_checks(client: TestClient) -> 
     bad = client.post("/generate/invoke", json={"input": {"promptt": "hi"}})
     assert bad.status_code == 422, bad.text
     assert json.loads(bad.text)["error"]["type"] == "invalid_input"
+
+
+def test_invoke_with_a_config_hash_reads_that_config(client: TestClient) -> None:
+    """Playground share links: /c/{config_hash}/invoke, the config LZString-compressed."""
+    config = {"configurable": {"max_tokens": 0}}  # out of range: only a read config fails
+    packed = LZString.compressToEncodedURIComponent(json.dumps(config))
+    body = {"input": {"prompt": "hi"}}
+    reply = client.post(f"/generate/c/{packed}/invoke", json=body)
+    assert reply.status_code == 400, reply.text
+    assert "max_tokens" in reply.json()["error"]["message"]
+    config = {"configurable": {"max_tokens": 3}}
+    packed = LZString.compressToEncodedURIComponent(json.dumps(config))
+    reply = client.post(f"/generate/c/{packed}/invoke", json=body)
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["output"]["tokens"]) <= 3
