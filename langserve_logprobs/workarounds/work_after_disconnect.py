@@ -54,11 +54,9 @@ class CancelOnDisconnect:
                 response_complete = True
             await send(message)
 
+        # The app runs in this task (no scheduling hop before its first byte); the watcher
+        # beside it cancels the group's scope, which covers the app too.
         async with anyio.create_task_group() as tasks:
-
-            async def run_app() -> None:
-                await self.app(scope, app_receive, app_send)
-                tasks.cancel_scope.cancel()
 
             async def watch() -> None:
                 await body_read.wait()
@@ -73,5 +71,6 @@ class CancelOnDisconnect:
                         logger.info("%s %s: client went away, work cancelled", method, path)
                         tasks.cancel_scope.cancel()
 
-            tasks.start_soon(run_app)
             tasks.start_soon(watch)
+            await self.app(scope, app_receive, app_send)
+            tasks.cancel_scope.cancel()
