@@ -31,19 +31,22 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from chains.decide_first_token import approximate
 from chains.decide_math import AnyQuestion, ValueScores, finish_answer
 from chains.decide_prompt import CONTENT_FREE, Asked, ask, input_block, input_text
 from chains.decide_schema import Calibration, DecideChunk, DecideInput, DecisionOutput
 from chains.runnable import ChainRunnable, check_prompt_size
-from chains.teacher_forcing import Scored, TextScorer
+from chains.teacher_forcing import CannotScoreError, Scored, TextScorer
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.settings import Settings
 from langserve_logprobs.upstream import Upstream
 
 CONTENT_FREE_CACHE = 1024
 """Content-free distributions kept (one per question text, answers and model)."""
-CONCURRENT_QUESTIONS = 4
-"""Questions of one request in flight at once (the embedded model scores one at a time)."""
+CONCURRENT_QUESTIONS = 1
+"""Questions of one request in flight at once. One: the embedded model scores one request at
+a time anyway, and measured (bench_decisions (a), side by side) 4 at once made a 3-question
+request 1.23x slower than asking one by one, in order 0.92x."""
 
 
 class TooMuchWorkError(InvalidRequestError):
@@ -139,6 +142,17 @@ class DecisionEngine:
         model = data.model or self.default_model
         return Plan(questions, asked, input_block(text), calibrate, model)
 
+    async def _scores(self, context: str, asked: Asked, model: str) -> tuple[ValueScores, int]:
+        """Each value's whole answer teacher-forced after ``context``; on an upstream that
+        cannot score, the first-token approximation (``exact`` false), or its 400."""
+        try:
+            scored = await self.scorer.ascore(context, asked.answers, 0, model)
+        except CannotScoreError:
+            caps = await self.scorer.capabilities()
+            client = self.scorer.async_client()
+            return await approximate(client, caps, model, context, asked.answers), 0
+        return value_scores(scored), scored.prompt_tokens
+
     async def _content_free_scores(self, asked: Asked, model: str) -> tuple[ValueScores, int]:
         key = (model, asked.shots + asked.question, tuple(asked.answers))
         hit = self._content_free.get(key)
@@ -146,24 +160,21 @@ class DecisionEngine:
             self._content_free.move_to_end(key)
             return hit, 0
         context = asked.shots + input_block(CONTENT_FREE) + asked.question
-        scored = await self.scorer.ascore(context, asked.answers, 0, model)
-        scores = value_scores(scored)
+        scores, used = await self._scores(context, asked, model)
         self._content_free[key] = scores
         while len(self._content_free) > CONTENT_FREE_CACHE:
             self._content_free.popitem(last=False)
-        return scores, scored.prompt_tokens
+        return scores, used
 
     async def _answer(self, plan: Plan, at: int) -> tuple[dict[str, Any], str | None, int]:
         asked = plan.asked[at]
-        context = asked.shots + plan.head + asked.question
-        scored = await self.scorer.ascore(context, asked.answers, 0, plan.model)
-        used = scored.prompt_tokens
+        raw, used = await self._scores(asked.shots + plan.head + asked.question, asked, plan.model)
         content_free = None
         if plan.calibrate:
             content_free, extra = await self._content_free_scores(asked, plan.model)
             used += extra
-        answer = finish_answer(plan.questions[at], value_scores(scored), content_free)
-        return answer, scored.model, used
+        answer = finish_answer(plan.questions[at], raw, content_free)
+        return answer, None, used
 
     async def answers(self, plan: Plan) -> AsyncIterator[tuple[int, dict[str, Any], str, int]]:
         """(index, answer, model, prompt tokens) per question, in order, each as soon as it

@@ -8,12 +8,15 @@ gets almost no mass from a small model, see the README):
     Text: <the input>
     Question: <the instructions>
     Options: positive, negative
-    Answer: positive⏎
+    Answer: positive⏎⏎
 
 The input comes first and is the same for every question of a request, so the upstream
 evaluates it once (the embedded model keeps its 32-token blocks; vLLM's prefix cache does the
-same). Each answer ends with a newline, so that a value is scored as a whole answer: ``neg``
-is told from ``negative`` (``P(" neg\\n")`` is not a share of ``P(" negative\\n")``).
+same). Each answer ends with a blank line, so that a value is scored as a whole answer: ``neg``
+is told from ``negative`` (``P(" neg\\n\\n")`` is not a share of ``P(" negative\\n\\n")``).
+A blank line, not one newline: it also separates the solved examples, where the tokenizer
+writes it as one token; measured on the sentiment bench, 4-shot coverage went from 0.016
+(answers ending in one newline) to 0.95, and calibrated accuracy from 0.81 to 0.86.
 
 Values are written as plain text (runs of whitespace as one space; booleans as ``true`` /
 ``false``). When two values of a question would read the same (``"true"`` and ``true``),
@@ -44,6 +47,8 @@ from langserve_logprobs.errors import InvalidRequestError
 CONTENT_FREE = "N/A"
 """The content-free input of contextual calibration (Zhao et al. 2021)."""
 PREDICATE_VALUES = ("yes", "no")
+END = "\n\n"
+"""What ends every answer: a blank line, as between the solved examples (one token here)."""
 _ROLES = {"user": "User", "system": "System", "developer": "Developer", "assistant": "Assistant"}
 
 
@@ -154,7 +159,7 @@ def _options(texts: Sequence[str], descriptions: Sequence[str | None]) -> str:
 
 
 def _asked(question: str, options: str, texts: Sequence[str]) -> Asked:
-    return Asked(f"Question: {question}\n{options}Answer:", [f" {t}\n" for t in texts])
+    return Asked(f"Question: {question}\n{options}Answer:", [f" {t}{END}" for t in texts])
 
 
 def ask(question: PredicateQuestion | ChoiceQuestion | ScoreQuestion, at: int) -> Asked:
@@ -169,7 +174,7 @@ def ask(question: PredicateQuestion | ChoiceQuestion | ScoreQuestion, at: int) -
         asked = _asked(instructions, options, texts)
         written = {(type(v), v): t for v, t in zip(values, texts, strict=True)}
         shots = "".join(
-            input_block(e.input.strip()) + asked.question + answer + "\n"
+            input_block(e.input.strip()) + asked.question + answer
             for e in question.examples
             for answer in [asked.answers[texts.index(written[(type(e.value), e.value)])]]
         )

@@ -10,7 +10,8 @@ before the request reaches us (401, 413, 429) keep the service's shape, whose ``
 
 ``model`` is required, as OpenAI requires it, and passed to the upstream: the embedded model
 answers to any name (an alias of the served model); an upstream that does not know the name
-answers 404 ``model_not_found``. Nothing is generated, so ``output_tokens`` is 0.
+refuses, and that refusal comes back as a 400 quoting it. Nothing is generated, so
+``output_tokens`` is 0 (and so is ``usage.input_tokens`` on the first-token approximation).
 """
 
 from __future__ import annotations

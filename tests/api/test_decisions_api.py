@@ -3,6 +3,7 @@ before any model work; the edge (keys) guards it like every route."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,10 +88,37 @@ def test_too_much_work_is_refused_naming_the_cap(fake_upstream: Any) -> None:
     assert sum(fake_upstream.state.completions.values()) == before
 
 
-def test_a_backend_that_cannot_score_is_a_clear_400(client: TestClient) -> None:
-    reply = client.post("/v1/decisions", json=body())  # "ok": completions without logprobs
-    assert reply.status_code == 400, reply.text
-    assert "cannot score given text" in reply.json()["error"]["message"]
+def test_a_backend_that_cannot_score_approximates_from_the_first_token(
+    client: TestClient, fake_upstream: Any
+) -> None:
+    """The fake "ok" upstream echoes no prompt logprobs; its first generated token is "Hello"
+    (logprob -0.1) with the alternative "Hi" (-2.5): "Hello" gets that mass, nothing else
+    names a value, and the answer says it is not exact."""
+    before = fake_upstream.state.hits["ok"]
+    question = choices("Hello", "Goodbye")
+    reply = client.post("/v1/decisions", json=body(questions=[question], calibration="none"))
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()["answers"][0]
+    assert answer["exact"] is False
+    assert answer["choice"] == "Hello"
+    assert answer["probabilities"][0]["probability"] == pytest.approx(1.0)
+    assert answer["coverage"] == pytest.approx(math.exp(-0.1))
+    assert fake_upstream.state.hits["ok"] == before + 1  # one generated token
+
+
+@pytest.mark.parametrize(
+    ("question", "words"),
+    [
+        pytest.param(choices("neg", "negative"), "start alike", id="shared-first-character"),
+        pytest.param(PREDICATE, "nothing honest", id="no-alternative-names-a-value"),
+    ],
+)
+def test_where_nothing_honest_can_be_approximated_it_says_so(
+    client: TestClient, question: dict[str, Any], words: str
+) -> None:
+    reply = client.post("/v1/decisions", json=body(questions=[question], calibration="none"))
+    assert 400 <= reply.status_code < 600 and reply.status_code != 500, reply.text
+    assert words in reply.json()["error"]["message"]
 
 
 def test_an_oversized_input_is_refused(fake_upstream: Any) -> None:

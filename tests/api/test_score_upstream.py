@@ -111,5 +111,5 @@ def test_sync_invoke_is_derived_from_the_async_path(settings: Any) -> None:
         {"input": "a b", "questions": [question], "calibration": "none"}
     )
     probabilities = [p["probability"] for p in decision["answers"][0]["probabilities"]]
-    # " x\n" and " yy\n": -0.2 and -0.3 (the newline is its own token: -0.1)
+    # " x\n\n" and " yy\n\n": -0.4 and -0.5 (the blank line is its own token: -0.2)
     assert probabilities == pytest.approx([1 / (1 + math.exp(-0.1)), 1 / (1 + math.exp(0.1))])

@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,22 @@ def test_openai_node_decisions_create(live_url: str, tmp_path: Path) -> None:
     assert math.fsum(p["probability"] for p in department["probabilities"]) == pytest.approx(1)
     assert 0.0 < urgent["probability"] < 1.0
     assert [p["label"] for p in frustration["probabilities"]] == ["Calm", "Concerned", "Angry"]
+
+
+def test_decide_stream_sends_each_answer_as_soon_as_it_is_computed(live_url: str) -> None:
+    """Six questions are scored one after another: the first answer's event arrives long
+    before the last one's, on a real socket."""
+    questions = [
+        {**QUESTIONS[1], "name": f"q{i}", "instructions": f"Is this review about film {i}?"}
+        for i in range(6)
+    ]
+    body = {"input": {"input": REVIEW, "questions": questions, "calibration": "none"}}
+    arrivals: list[float] = []
+    start = time.perf_counter()
+    with httpx.stream("POST", f"{live_url}/decide/stream", json=body, timeout=300) as reply:
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            if line.startswith("event: data"):
+                arrivals.append(time.perf_counter() - start)
+    assert len(arrivals) == 6
+    assert arrivals[0] < 0.6 * arrivals[-1], arrivals

@@ -13,6 +13,12 @@ import pytest
 from pydantic import ValidationError
 
 from chains.decide import DecisionEngine, TooMuchWorkError, value_scores, work_of
+from chains.decide_first_token import (
+    NO_MASS,
+    distinct_by_first_character,
+    first_token_scores,
+    value_of,
+)
 from chains.decide_math import (
     ValueScores,
     concentration,
@@ -126,7 +132,7 @@ def test_predicate_probability_is_yes_renormalised() -> None:
     answer = finish_answer(question, ValueScores([math.log(0.3), math.log(0.1)], True), None)
     assert answer["probability"] == pytest.approx(0.75)
     assert answer["name"] == "q"
-    assert ask(question, 0).answers == [" yes\n", " no\n"]
+    assert ask(question, 0).answers == [" yes\n\n", " no\n\n"]
 
 
 def test_values_that_read_the_same_are_written_as_json() -> None:
@@ -134,7 +140,7 @@ def test_values_that_read_the_same_are_written_as_json() -> None:
     assert value_texts([True, "true"]) == ["true", '"true"']
     assert value_texts(["a  b", "a b"]) == ['"a  b"', '"a b"']
     answers = ask(choice(True, "true", False), 0).answers
-    assert answers == [" true\n", ' "true"\n', " false\n"]
+    assert answers == [" true\n\n", ' "true"\n\n', " false\n\n"]
 
 
 def test_prompt_opens_with_the_input_so_questions_share_it() -> None:
@@ -236,3 +242,29 @@ def test_the_work_cap_is_checked_before_any_model_work() -> None:
         engine.plan(data)
     small = DecideInput.model_validate({"input": "x", "questions": [_question("predicate")]})
     assert engine.plan(small).calibrate is True
+
+
+def test_first_token_alternatives_add_to_the_value_they_start() -> None:
+    texts = [" positive\n\n", " negative\n\n", " mixed\n\n"]
+    alternatives = [
+        (" pos", math.log(0.5)),
+        ("positive", math.log(0.1)),  # no leading space, the whole value
+        (" Negative", math.log(0.2)),  # other case: not this value's answer
+        (" neg", math.log(0.1)),
+        (" The", math.log(0.05)),
+        (" m", -9999.0),  # a sentinel adds nothing
+    ]
+    scores = first_token_scores(alternatives, texts)
+    assert scores.exact is False
+    assert [math.exp(v) for v in scores.logprobs[:2]] == pytest.approx([0.6, 0.1])
+    assert scores.logprobs[2] == NO_MASS
+    answer = finish_answer(choice("positive", "negative", "mixed"), scores, None)
+    assert answer["coverage"] == pytest.approx(0.7)
+    assert answer["exact"] is False
+
+
+def test_the_first_token_tells_values_apart_only_by_their_first_character() -> None:
+    assert distinct_by_first_character([" yes\n\n", " no\n\n"])
+    assert not distinct_by_first_character([" neg\n\n", " negative\n\n"])
+    assert value_of(" ne", [" neg\n\n", " no\n\n"]) == 0
+    assert value_of(" n", [" neg\n\n", " no\n\n"]) is None

@@ -1,0 +1,204 @@
+"""Benchmark of Decisions (``POST /v1/decisions``), not a test: speed and calibration.
+
+(a) **Several questions in one request.** One request with three questions (a 4-value
+choice, a predicate, a 5-level score) about a ~100-token input, against the same three asked
+one by one (three requests), each round on a new input so that nothing of it is cached
+before the round starts. Rounds alternate the order of the two ways; the ratio of the medians
+is printed (goal: at most 0.5). Calibration is off here (its content-free scoring is cached
+after the first request and would flatter neither side).
+
+(b) **Sentiment, zero-shot and 4-shot, raw and calibrated.** The 100 labelled sentences of
+``bench/data/sentiment.jsonl`` as a ``choice`` question (``positive`` / ``negative``, the
+question "What is the sentiment of this review?"), zero-shot and with the first 4 solved
+examples of ``bench/data/sentiment_examples.jsonl`` (``examples``, our extension), each with
+``calibration`` ``none`` and ``contextual``: accuracy, expected calibration error (10 bins,
+on the chosen value's probability), Brier score (sum over the two values), mean coverage and
+seconds per text, side by side.
+
+Run: ``.venv/bin/python -m bench.bench_decisions [URL] [--rounds N] [--limit N]``. With no URL
+it starts the app itself on a free port (the embedded model unless the environment names an
+upstream).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DATA = Path(__file__).resolve().parent / "data"
+SENTIMENT_QUESTION = "What is the sentiment of this review?"
+BINS = 10
+SENTENCES = [
+    "The shipment arrived two days late and the box was dented on one corner.",
+    "Our support agent answered within minutes and fixed the login problem for good.",
+    "The invoice lists a charge we never agreed to, for a plan we cancelled in March.",
+    "The app crashes every time I open the settings page on my phone.",
+    "Thanks to the new dashboard the whole team now sees the same numbers each morning.",
+    "I asked three times for a refund and nobody has written back since last week.",
+]
+THREE_QUESTIONS: list[dict[str, Any]] = [
+    {
+        "type": "choice",
+        "name": "team",
+        "instructions": "Which team should handle this message?",
+        "choices": [
+            {"value": "billing"},
+            {"value": "technical"},
+            {"value": "shipping"},
+            {"value": "sales"},
+        ],
+    },
+    {"type": "predicate", "name": "urgent", "instructions": "Is this message urgent?"},
+    {
+        "type": "score",
+        "name": "mood",
+        "instructions": "How satisfied is the customer?",
+        "levels": [{"label": x} for x in ("furious", "unhappy", "neutral", "pleased", "delighted")],
+    },
+]
+
+
+@contextmanager
+def target(url: str | None) -> Iterator[str]:
+    """The given URL, or a server started here with the environment's settings."""
+    if url:
+        yield url.rstrip("/")
+        return
+    import server
+    from bench.procs import free_port, run_server
+    from langserve_logprobs.settings import Settings
+
+    config = Settings(port=free_port())
+    with run_server(server.create_app(config), port=config.port, timeout=300) as base:
+        yield base
+
+
+def decide(client: httpx.Client, url: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply = client.post(f"{url}/v1/decisions", json={"model": "local", **body}, timeout=600)
+    reply.raise_for_status()
+    return dict(reply.json())
+
+
+def an_input(round_no: int) -> str:
+    """A ~100-token message, different every round (so it is never cached beforehand)."""
+    order = SENTENCES[round_no % len(SENTENCES) :] + SENTENCES[: round_no % len(SENTENCES)]
+    return f"Ticket {round_no}: " + " ".join(order)
+
+
+def bench_questions(client: httpx.Client, url: str, rounds: int) -> None:
+    together, apart = [], []
+    decide(client, url, {"input": an_input(-1), "questions": THREE_QUESTIONS})  # warm-up
+    for r in range(rounds):
+        ways = ["together", "apart"] if r % 2 == 0 else ["apart", "together"]
+        for k, way in enumerate(ways):
+            text = an_input(2 * r + k)
+            start = time.perf_counter()
+            if way == "together":
+                decide(
+                    client,
+                    url,
+                    {"input": text, "questions": THREE_QUESTIONS, "calibration": "none"},
+                )
+                together.append(time.perf_counter() - start)
+            else:
+                for question in THREE_QUESTIONS:
+                    decide(
+                        client, url, {"input": text, "questions": [question], "calibration": "none"}
+                    )
+                apart.append(time.perf_counter() - start)
+    a, b = statistics.median(together), statistics.median(apart)
+    print(f"\n=== (a) 3 questions, {rounds} rounds, medians ===")
+    print(f"one request:       {a:.3f} s   (runs: {', '.join(f'{t:.2f}' for t in together)})")
+    print(f"three requests:    {b:.3f} s   (runs: {', '.join(f'{t:.2f}' for t in apart)})")
+    print(f"ratio one/three:   {a / b:.2f}x (goal <= 0.5x)")
+
+
+def load(path: Path, limit: int | None = None) -> list[dict[str, str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return rows[:limit] if limit else rows
+
+
+def figures(
+    results: Sequence[tuple[str, dict[str, float], float]], seconds: float
+) -> dict[str, float]:
+    """accuracy, ECE, Brier, coverage, s/text of (gold, distribution, coverage) triples."""
+    n = len(results)
+    chosen = [(max(d, key=lambda v: d[v]), d) for _, d, _ in results]
+    correct = [c == gold for (c, _), (gold, _, _) in zip(chosen, results, strict=True)]
+    confidence = [d[c] for c, d in chosen]
+    bins: list[list[int]] = [[] for _ in range(BINS)]
+    for i, p in enumerate(confidence):
+        bins[min(int(p * BINS), BINS - 1)].append(i)
+    ece = math.fsum(
+        len(b)
+        / n
+        * abs(sum(correct[i] for i in b) / len(b) - sum(confidence[i] for i in b) / len(b))
+        for b in bins
+        if b
+    )
+    brier = (
+        math.fsum(math.fsum((p - (v == gold)) ** 2 for v, p in d.items()) for gold, d, _ in results)
+        / n
+    )
+    return {
+        "accuracy": sum(correct) / n,
+        "ECE": ece,
+        "Brier": brier,
+        "coverage": math.fsum(c for _, _, c in results) / n,
+        "s/text": seconds / n,
+    }
+
+
+def bench_sentiment(client: httpx.Client, url: str, limit: int | None) -> None:
+    rows = load(DATA / "sentiment.jsonl", limit)
+    examples = load(DATA / "sentiment_examples.jsonl")
+    table: dict[str, dict[str, float]] = {}
+    for shots in (0, 4):
+        for calibration in ("none", "contextual"):
+            question = {
+                "type": "choice",
+                "instructions": SENTIMENT_QUESTION,
+                "choices": [{"value": "positive"}, {"value": "negative"}],
+                "examples": [{"input": e["text"], "value": e["label"]} for e in examples[:shots]],
+            }
+            results = []
+            start = time.perf_counter()
+            for row in rows:
+                body = {"input": row["text"], "questions": [question], "calibration": calibration}
+                answer = decide(client, url, body)["answers"][0]
+                distribution = {p["value"]: p["probability"] for p in answer["probabilities"]}
+                results.append((row["label"], distribution, answer["coverage"]))
+            name = f"{shots}-shot {'raw' if calibration == 'none' else 'calibrated'}"
+            table[name] = figures(results, time.perf_counter() - start)
+            print(f"  {name}: done", flush=True)
+    print(f"\n=== (b) sentiment, {len(rows)} sentences, choice question ===")
+    print(f"{'':10}" + "".join(f"{name:>18}" for name in table))
+    for figure in ("accuracy", "ECE", "Brier", "coverage", "s/text"):
+        print(f"{figure:10}" + "".join(f"{table[name][figure]:18.3f}" for name in table))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("url", nargs="?", help="base URL of a running service (default: start one)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds of (a)")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N sentences in (b)")
+    parser.add_argument("--only", choices=("a", "b"), default=None, help="run one part")
+    args = parser.parse_args(argv)
+    with target(args.url) as url, httpx.Client() as client:
+        if args.only in (None, "a"):
+            bench_questions(client, url, args.rounds)
+        if args.only in (None, "b"):
+            bench_sentiment(client, url, args.limit)
+
+
+if __name__ == "__main__":
+    main()
