@@ -406,6 +406,6 @@ def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     chain = Classify(
         model=model,
         max_prompt_chars=settings.max_prompt_chars,
-        engine=build_engine(settings, upstream),
+        engine=build_engine(settings, upstream, approximate=False),
     )
     return chain.with_types(input_type=ClassifyInput, output_type=ClassifyOutput)

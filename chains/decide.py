@@ -103,6 +103,9 @@ class DecisionEngine:
     calibration: Calibration
     max_work: int
     max_prompt_chars: int
+    approximate: bool = True
+    """On an upstream that cannot score: the first-token approximation (False: the
+    CannotScoreError, for /classify, which has generation methods of its own)."""
     _content_free: OrderedDict[tuple[str, str, tuple[str, ...]], ValueScores] = field(
         default_factory=OrderedDict, repr=False
     )
@@ -116,6 +119,7 @@ class DecisionEngine:
             self.calibration,
             self.max_work,
             self.max_prompt_chars,
+            self.approximate,
         )
 
     def plan(self, data: DecideInput) -> Plan:
@@ -148,6 +152,8 @@ class DecisionEngine:
         try:
             scored = await self.scorer.ascore(context, asked.answers, 0, model)
         except CannotScoreError:
+            if not self.approximate:
+                raise
             caps = await self.scorer.capabilities()
             client = self.scorer.async_client()
             return await approximate(client, caps, model, context, asked.answers), 0
@@ -258,14 +264,18 @@ class Decide(ChainRunnable):
         return data
 
 
-def build_engine(settings: Settings, upstream: Upstream) -> DecisionEngine:
-    """The engine shared by /decide, /v1/decisions and /classify."""
+def build_engine(
+    settings: Settings, upstream: Upstream, *, approximate: bool = True
+) -> DecisionEngine:
+    """The engine of /decide and /v1/decisions (one, shared), or of /classify's method score
+    (``approximate`` False: it falls back to its generation methods instead)."""
     return DecisionEngine(
         scorer=TextScorer(upstream),
         default_model=settings.model_name,
         calibration=settings.decision_calibration,
         max_work=settings.decision_max_work,
         max_prompt_chars=settings.max_prompt_chars,
+        approximate=approximate,
     )
 
 
