@@ -154,9 +154,9 @@ class DecisionEngine:
         except CannotScoreError:
             if not self.approximate:
                 raise
-            caps = await self.scorer.capabilities()
             client = self.scorer.async_client()
-            return await approximate(client, caps, model, context, asked.answers), 0
+            async with self.scorer.upstream.turn() as caps:  # what the upstream takes at once
+                return await approximate(client, caps, model, context, asked.answers), 0
         return value_scores(scored), scored.prompt_tokens
 
     async def _content_free_scores(self, asked: Asked, model: str) -> tuple[ValueScores, int]:

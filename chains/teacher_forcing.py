@@ -157,10 +157,6 @@ class TextScorer:
         if learned is None:
             self._refuse(await self.upstream.acapabilities())
 
-    async def capabilities(self) -> Capabilities:
-        """The capability table's row for this upstream (detected once when ``auto``)."""
-        return await acapabilities_for(*self._caps_args())
-
     async def _probe(self) -> bool:
         """Does the upstream score given text at all? One tiny echo request, default model."""
         try:
