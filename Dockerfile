@@ -11,7 +11,9 @@
 #   docker run -p 8000:8000 -e OPENAI_BASE_URL=http://vllm:8000/v1 langserve-logprobs:upstream
 #
 # The install steps live in scripts/install.sh (tested outside Docker by
-# tests/live/test_install_script.py).
+# tests/live/test_install_script.py): every dependency from the lock (requirements/local.txt,
+# or base.txt without the model), checked against its hash; llama-cpp-python from the wheel
+# the build stage makes from uv.lock's sdist.
 
 ARG PYTHON_VERSION=3.11
 
