@@ -58,8 +58,8 @@ def _turns(user: str) -> str:
     return f"<bos><start_of_turn>user\n{user}<end_of_turn>\n<start_of_turn>model\n"
 
 
-def test_special_tokens_in_prompts_are_parsed(client: openai.OpenAI) -> None:
-    reply = client.completions.create(
+def test_special_tokens_in_prompts_are_parsed(local_sdk: openai.OpenAI) -> None:
+    reply = local_sdk.completions.create(
         model="m", prompt=_turns("Hi"), echo=True, logprobs=0, max_tokens=0
     )
     lp = reply.choices[0].logprobs
@@ -68,8 +68,8 @@ def test_special_tokens_in_prompts_are_parsed(client: openai.OpenAI) -> None:
     assert lp.tokens.count("<start_of_turn>") == 2
 
 
-def test_completions_generate_like_chat(client: openai.OpenAI) -> None:
-    chat = client.chat.completions.create(
+def test_completions_generate_like_chat(local_sdk: openai.OpenAI) -> None:
+    chat = local_sdk.chat.completions.create(
         model="m",
         messages=[{"role": "user", "content": QUESTION}],
         temperature=0,
@@ -79,7 +79,7 @@ def test_completions_generate_like_chat(client: openai.OpenAI) -> None:
     )
     content = chat.choices[0].logprobs
     assert content is not None and content.content
-    reply = client.completions.create(
+    reply = local_sdk.completions.create(
         model="m", prompt=_turns(QUESTION), temperature=0, max_tokens=12, logprobs=3
     )
     choice = reply.choices[0]
@@ -94,7 +94,7 @@ def test_completions_generate_like_chat(client: openai.OpenAI) -> None:
     assert reply.usage is not None and reply.usage.completion_tokens == len(lp.tokens)
     assert choice.finish_reason == chat.choices[0].finish_reason
 
-    stream = client.completions.create(
+    stream = local_sdk.completions.create(
         model="m", prompt=_turns(QUESTION), temperature=0, max_tokens=12, logprobs=3, stream=True
     )
     chunks = list(stream)
@@ -109,9 +109,9 @@ def test_completions_generate_like_chat(client: openai.OpenAI) -> None:
     assert chunks[-1].choices[0].finish_reason == choice.finish_reason
 
 
-def test_completions_generate_with_echo(client: openai.OpenAI) -> None:
+def test_completions_generate_with_echo(local_sdk: openai.OpenAI) -> None:
     prompt = "The capital of France is"
-    reply = client.completions.create(
+    reply = local_sdk.completions.create(
         model="m", prompt=prompt, echo=True, temperature=0, max_tokens=4, logprobs=1
     )
     choice = reply.choices[0]
