@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             playground_type=playground,  # type: ignore[arg-type]
         )
     # One decision engine (and its content-free cache) behind /decide and /v1/decisions.
-    engine = decide.build_engine(settings, upstream)
+    engine = decide.build_engine(settings, upstream, calibration)
     decide_route = wrap_route(decide.build_chain(settings, upstream, engine), secrets)
     add_invoke_route(app, decide_route, "/decide", CONFIG_KEYS)
     add_routes(app, decide_route, path="/decide", config_keys=CONFIG_KEYS)

@@ -11,9 +11,9 @@ JSON text, as the store keys them. Pure, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from chains.calibration_methods import Calibrator
 
@@ -49,6 +49,25 @@ class RawAnswer:
     probabilities: list[float]
 
 
+def raw_answers(answers: Sequence[Mapping[str, Any]]) -> list[RawAnswer]:
+    """The distributions before the learned fit of a decision's answers (those that have one:
+    ``raw_probabilities``, or a predicate's ``raw_probability`` over true and false)."""
+    out = []
+    for index, answer in enumerate(answers):
+        if answer.get("raw_probability") is not None:
+            p = float(answer["raw_probability"])
+            values: list[Any] = [True, False]
+            probabilities = [p, 1.0 - p]
+        elif answer.get("raw_probabilities"):
+            values = [item["value"] for item in answer["raw_probabilities"]]
+            probabilities = [float(item["probability"]) for item in answer["raw_probabilities"]]
+        else:
+            continue
+        out.append(RawAnswer(index, answer.get("name"), values, probabilities))
+    return out
+
+
+@runtime_checkable
 class CalibrationSource(Protocol):
     """Where fits come from and where answered decisions go (the calibration service)."""
 

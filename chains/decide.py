@@ -31,6 +31,7 @@ from typing import Any
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig
 
+from chains.calibration_apply import CalibrationSource, LearnedFit, raw_answers
 from chains.decide_first_token import approximate
 from chains.decide_math import AnyQuestion, ValueScores, finish_answer
 from chains.decide_prompt import CONTENT_FREE, Asked, ask, input_block, input_text
@@ -76,6 +77,7 @@ class Plan:
     head: str
     calibrate: bool
     model: str
+    calibration_name: str | None = None
 
 
 def value_scores(scored: Scored) -> ValueScores:
@@ -109,6 +111,8 @@ class DecisionEngine:
     _content_free: OrderedDict[tuple[str, str, tuple[str, ...]], ValueScores] = field(
         default_factory=OrderedDict, repr=False
     )
+    calibrations: CalibrationSource | None = None
+    """Learned calibrations (``calibration_name``): fits in, answered decisions out."""
 
     def fresh(self) -> DecisionEngine:
         """The same engine with a client of its own, for another event loop (a blocking
@@ -120,6 +124,7 @@ class DecisionEngine:
             self.max_work,
             self.max_prompt_chars,
             self.approximate,
+            calibrations=self.calibrations,
         )
 
     def plan(self, data: DecideInput) -> Plan:
@@ -144,7 +149,22 @@ class DecisionEngine:
             )
             raise TooMuchWorkError(msg)
         model = data.model or self.default_model
-        return Plan(questions, asked, input_block(text), calibrate, model)
+        if data.calibration_name is not None and self.calibrations is None:
+            msg = "calibration_name: this service keeps no learned calibrations"
+            raise InvalidRequestError(msg)
+        return Plan(questions, asked, input_block(text), calibrate, model, data.calibration_name)
+
+    async def learned(self, plan: Plan) -> LearnedFit | None:
+        """The learned calibration the request names, fetched once for all its answers."""
+        if plan.calibration_name is None or self.calibrations is None:
+            return None
+        return await self.calibrations.fitted(plan.calibration_name)
+
+    async def keep(self, plan: Plan, ident: str, answers: Sequence[dict[str, Any]]) -> None:
+        """Record a decision made with a calibration name, so that outcomes can name it."""
+        if plan.calibration_name is not None and self.calibrations is not None:
+            raw = raw_answers(answers)
+            await self.calibrations.record_decision(ident, plan.calibration_name, raw)
 
     async def _scores(self, context: str, asked: Asked, model: str) -> tuple[ValueScores, int]:
         """Each value's whole answer teacher-forced after ``context``; on an upstream that
@@ -172,24 +192,27 @@ class DecisionEngine:
             self._content_free.popitem(last=False)
         return scores, used
 
-    async def _answer(self, plan: Plan, at: int) -> tuple[dict[str, Any], str | None, int]:
+    async def _answer(
+        self, plan: Plan, at: int, learned: LearnedFit | None = None
+    ) -> tuple[dict[str, Any], str | None, int]:
         asked = plan.asked[at]
         raw, used = await self._scores(asked.shots + plan.head + asked.question, asked, plan.model)
         content_free = None
         if plan.calibrate:
             content_free, extra = await self._content_free_scores(asked, plan.model)
             used += extra
-        answer = finish_answer(plan.questions[at], raw, content_free)
+        answer = finish_answer(plan.questions[at], raw, content_free, learned)
         return answer, None, used
 
     async def answers(self, plan: Plan) -> AsyncIterator[tuple[int, dict[str, Any], str, int]]:
         """(index, answer, model, prompt tokens) per question, in order, each as soon as it
         and those before it are computed (a few questions run at once)."""
         gate = asyncio.Semaphore(CONCURRENT_QUESTIONS)
+        learned = await self.learned(plan)
 
         async def one(at: int) -> tuple[dict[str, Any], str | None, int]:
             async with gate:
-                return await self._answer(plan, at)
+                return await self._answer(plan, at, learned)
 
         tasks = [asyncio.ensure_future(one(i)) for i in range(len(plan.asked))]
         try:
@@ -208,7 +231,9 @@ class DecisionEngine:
         async for _, answer, model, tokens in self.answers(plan):
             answers.append(answer)
             named, used = model, used + tokens
-        return decision(answers, named, used)
+        out = decision(answers, named, used)
+        await self.keep(plan, out["id"], out["answers"])
+        return out
 
 
 def new_id() -> str:
@@ -251,10 +276,12 @@ class Decide(ChainRunnable):
     ) -> AsyncIterator[Any]:
         plan = self.engine.plan(self._input(value, config))
         ident = new_id()
+        done = []
         async for at, answer, _, _ in self.engine.answers(plan):
-            yield DecideChunk.model_validate(
-                {"id": ident, "index": at, "answer": answer}
-            ).model_dump()
+            chunk = DecideChunk.model_validate({"id": ident, "index": at, "answer": answer})
+            done.append(chunk.model_dump()["answer"])
+            yield chunk.model_dump()
+        await self.engine.keep(plan, ident, done)
 
     def _input(self, value: Any, config: RunnableConfig) -> DecideInput:
         data = validated(DecideInput, value)
@@ -265,11 +292,16 @@ class Decide(ChainRunnable):
 
 
 def build_engine(
-    settings: Settings, upstream: Upstream, *, approximate: bool = True
+    settings: Settings,
+    upstream: Upstream,
+    *,
+    approximate: bool = True,
+    calibrations: CalibrationSource | None = None,
 ) -> DecisionEngine:
     """The engine of /decide and /v1/decisions (one, shared), or of /classify's method score
     (``approximate`` False: it falls back to its generation methods instead)."""
     return DecisionEngine(
+        calibrations=calibrations,
         scorer=TextScorer(upstream),
         default_model=settings.model_name,
         calibration=settings.decision_calibration,

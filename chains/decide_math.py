@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from chains.calibration_apply import LearnedFit
 from chains.continuation_math import normalise
 from chains.decide_schema import ChoiceQuestion, PredicateQuestion, ScoreQuestion
 
@@ -67,8 +68,20 @@ def argmax(probabilities: Sequence[float]) -> int:
 AnyQuestion = PredicateQuestion | ChoiceQuestion | ScoreQuestion
 
 
+def question_values(question: AnyQuestion) -> list[Any]:
+    """The values a question's distribution is over: true/false, its choices, level indices."""
+    if isinstance(question, PredicateQuestion):
+        return [True, False]
+    if isinstance(question, ChoiceQuestion):
+        return [c.value for c in question.choices]
+    return list(range(len(question.levels)))
+
+
 def finish_answer(
-    question: AnyQuestion, raw: ValueScores, content_free: ValueScores | None
+    question: AnyQuestion,
+    raw: ValueScores,
+    content_free: ValueScores | None,
+    learned: LearnedFit | None = None,
 ) -> dict[str, Any]:
     """The typed answer (as a dict) of one question from its scored values.
 
@@ -77,24 +90,36 @@ def finish_answer(
             yes, no).
         raw: each value's whole-answer logprob after the real input.
         content_free: the same after the content-free input, when calibrating; else None.
+        learned: a learned calibration, applied after the contextual one; the distribution
+            before it is kept beside (``raw_probabilities``, ``raw_probability``).
     """
     probs = (
         contextual_calibration(raw.logprobs, content_free.logprobs)
         if content_free is not None
         else normalise(raw.logprobs)[0]
     )
-    common = {
+    common: dict[str, Any] = {
         "type": question.type,
         "name": question.name,
         "coverage": coverage_of(raw.logprobs),
         "exact": raw.exact and (content_free is None or content_free.exact),
         "calibrated": content_free is not None,
     }
+    before = probs
+    if learned is not None:
+        probs = learned.apply(question_values(question), probs)
+        common["learned_calibration"] = learned.info
     if isinstance(question, PredicateQuestion):
+        if learned is not None:
+            common["raw_probability"] = before[0]
         return {**common, "probability": probs[0]}
     confidence = concentration(probs)
     if isinstance(question, ChoiceQuestion):
         values = [c.value for c in question.choices]
+        if learned is not None:
+            common["raw_probabilities"] = [
+                {"value": v, "probability": p} for v, p in zip(values, before, strict=True)
+            ]
         return {
             **common,
             "choice": values[argmax(probs)],
@@ -107,5 +132,10 @@ def finish_answer(
         {"value": i, "label": level.label, "probability": p}
         for i, (level, p) in enumerate(zip(question.levels, probs, strict=True))
     ]
+    if learned is not None:
+        common["raw_probabilities"] = [
+            {"value": i, "label": level.label, "probability": p}
+            for i, (level, p) in enumerate(zip(question.levels, before, strict=True))
+        ]
     score = math.fsum(i * p for i, p in enumerate(probs))
     return {**common, "score": score, "probabilities": levels, "confidence": confidence}

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from langserve_logprobs.calibration.schemas import AppliedCalibration, CalibrationName
+
 MAX_QUESTIONS = 400
 MAX_CHOICES = 255
 MAX_LEVELS = 255
@@ -223,6 +225,13 @@ class DecideInput(BaseModel):
         "gets on a content-free input (Zhao et al. 2021); none: raw. Default: the "
         "service's setting (LOGPROBS_DECISION_CALIBRATION).",
     )
+    calibration_name: CalibrationName | None = Field(
+        default=None,
+        description="Extension: a learned calibration (see /v1/calibrations) to apply after "
+        "contextual calibration; each answer then carries raw_probabilities (or "
+        "raw_probability) and learned_calibration, and the decision is kept under its id so "
+        "that outcomes can name it.",
+    )
     prompt_cache_key: str | None = Field(default=None, description="Accepted, no effect.")
     prompt_cache_options: dict[str, Any] | None = Field(
         default=None, description="Accepted, no effect."
@@ -253,6 +262,11 @@ class _Answer(BaseModel):
         description="Extension: true when contextual calibration was applied (the "
         "content-free input's distribution divided out)."
     )
+    learned_calibration: AppliedCalibration | None = Field(
+        default=None,
+        description="Extension, with calibration_name: the learned fit that mapped the "
+        "distribution (null fields when none is applied yet).",
+    )
 
 
 class PredicateAnswer(_Answer):
@@ -260,6 +274,10 @@ class PredicateAnswer(_Answer):
 
     type: Literal["predicate"] = Field(description="Always predicate.")
     probability: float = Field(description="P(true), renormalised over true and false.")
+    raw_probability: float | None = Field(
+        default=None,
+        description="Extension, with calibration_name: P(true) before the learned fit.",
+    )
 
 
 class ChoiceProbability(BaseModel):
@@ -275,6 +293,11 @@ class ChoiceAnswer(_Answer):
     type: Literal["choice"] = Field(description="Always choice.")
     choice: ChoiceValue = Field(description="The most probable value (ties: the first).")
     probabilities: list[ChoiceProbability] = Field(description="Every value, in order.")
+    raw_probabilities: list[ChoiceProbability] | None = Field(
+        default=None,
+        description="Extension, with calibration_name: the distribution before the learned "
+        "fit (record outcomes against this one).",
+    )
     confidence: float = Field(
         description="How concentrated the distribution is: 1 - entropy / log(number of "
         "values), in [0, 1]; 1 when all mass is on one value, 0 when uniform. Not the "
@@ -296,6 +319,10 @@ class ScoreAnswer(_Answer):
     type: Literal["score"] = Field(description="Always score.")
     score: float = Field(description="Probability-weighted mean of the zero-based indices.")
     probabilities: list[LevelProbability] = Field(description="Every level, in order.")
+    raw_probabilities: list[LevelProbability] | None = Field(
+        default=None,
+        description="Extension, with calibration_name: the distribution before the learned fit.",
+    )
     confidence: float = Field(
         description="1 - entropy / log(number of levels), in [0, 1] (1 with one level)."
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +12,13 @@ from sse_starlette.sse import AppStatus
 from langserve_logprobs.settings import Settings
 from server import create_app
 from tests.servers import free_port, run_server
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Apps built by tests keep calibrations in a temp dir, never in the checkout's data/
+    # (settings are built at import time too, so this is set before any test module loads).
+    if not os.environ.get("LOGPROBS_DATA_DIR"):
+        os.environ["LOGPROBS_DATA_DIR"] = tempfile.mkdtemp(prefix="logprobs-test-data-")
 
 
 @pytest.fixture(autouse=True)
@@ -21,9 +30,10 @@ def _reset_sse_exit_event() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def live_settings() -> Settings:
-    """Settings for the real server: embedded model, a free port."""
-    return Settings(port=free_port(), host="127.0.0.1", _env_file=None)
+def live_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Settings for the real server: embedded model, a free port, a temp data dir."""
+    data_dir = str(tmp_path_factory.mktemp("data"))
+    return Settings(port=free_port(), host="127.0.0.1", data_dir=data_dir, _env_file=None)
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 ``postgres_server()`` finds ``initdb``/``pg_ctl`` under ``/usr/lib/postgresql/*/bin``
 (installing the package with apt-get when it is missing and we are root), makes a cluster
-in a temp dir (trust auth, fsync off), starts it on a free loopback port, yields its URL and
-stops it. As root it runs the server as the ``postgres`` user (PostgreSQL refuses root).
+in a temp dir (trust auth, fsync off), starts it on a free loopback port, yields it (its
+``url``; ``stop``/``start`` make an outage) and removes it. As root it runs the server as
+the ``postgres`` user (PostgreSQL refuses root).
 ``PostgresMissingError`` says why there is none; callers fail on it under ``CI``, skip otherwise.
 """
 
@@ -62,36 +63,58 @@ def server_binaries() -> Path:
     return found
 
 
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """Start a fresh PostgreSQL server; yields ``postgresql://postgres@127.0.0.1:PORT/postgres``."""
-    bindir = server_binaries()
-    root = Path(tempfile.mkdtemp(prefix="logprobs-pg-"))
-    data, sockets, logfile = root / "data", root / "sock", root / "server.log"
-    sockets.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres")
-        for path in (root, sockets):
-            os.chown(path, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
+class PostgresServer:
+    """A cluster in a temp dir on a free loopback port; ``stop``/``start`` take it down and
+    bring it back (same data), as an outage would."""
 
-    def run(*args: str) -> None:
-        done = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+    def __init__(self) -> None:
+        self.bindir = server_binaries()
+        self.root = Path(tempfile.mkdtemp(prefix="logprobs-pg-"))
+        self.data, self.sockets = self.root / "data", self.root / "sock"
+        self.logfile = self.root / "server.log"
+        self.sockets.mkdir()
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for path in (self.root, self.sockets):
+                os.chown(path, user.pw_uid, user.pw_gid)
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self.prefix, str(self.bindir / tool), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            log = logfile.read_text(errors="replace")[-2000:] if logfile.exists() else ""
-            msg = f"{args[0]} failed: {done.stdout[-1000:]} {done.stderr[-1000:]} {log}"
+            log = self.logfile.read_text(errors="replace")[-2000:] if self.logfile.exists() else ""
+            msg = f"{tool} failed: {done.stdout[-1000:]} {done.stderr[-1000:]} {log}"
             raise RuntimeError(msg)
 
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.logfile), "-w",
+                  "start")  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open connections are closed)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        """Delete the cluster's files."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def postgres_server() -> Iterator[PostgresServer]:
+    """A started ``PostgresServer``; stopped and removed afterwards."""
+    server = PostgresServer()
     try:
-        run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(logfile), "-w",
-            "start")  # fmt: skip
+        server.start()
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            yield server
         finally:
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+            server.stop()
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()

@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL server of this session (fails under CI when it cannot be had)."""
     try:
-        with postgres_server() as url:
-            yield url
+        with postgres_server() as server:
+            yield server.url
     except PostgresMissingError as exc:
         if os.environ.get("CI"):
             pytest.fail(str(exc))
