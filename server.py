@@ -102,7 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for path, module, playground in ROUTES:
         build: Callable[[Settings, Upstream], Runnable[Any, Any]] = module.build_chain
-        route = wrap_route(build(settings, upstream), secrets)
+        # /classify's method score applies learned calibrations (calibration_name) too
+        chain = (
+            classify.build_chain(settings, upstream, calibration) if module is classify else None
+        )
+        route = wrap_route(chain or build(settings, upstream), secrets)
         add_invoke_route(app, route, path, CONFIG_KEYS)
         add_routes(
             app,
@@ -112,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             playground_type=playground,  # type: ignore[arg-type]
         )
     # One decision engine (and its content-free cache) behind /decide and /v1/decisions.
-    engine = decide.build_engine(settings, upstream, calibration)
+    engine = decide.build_engine(settings, upstream, calibrations=calibration)
     decide_route = wrap_route(decide.build_chain(settings, upstream, engine), secrets)
     add_invoke_route(app, decide_route, "/decide", CONFIG_KEYS)
     add_routes(app, decide_route, path="/decide", config_keys=CONFIG_KEYS)

@@ -72,12 +72,14 @@ from chains.answer_token_labels import (
     label_mass_at_answer,
     markers_for,
 )
-from chains.decide import DecisionEngine, build_engine
+from chains.calibration_apply import CalibrationSource
+from chains.decide import DecisionEngine, build_engine, new_id
 from chains.decide_schema import ChoiceExample, ChoiceOption, ChoiceQuestion, DecideInput
 from chains.model import configurable_chat_model
 from chains.runnable import OptionalText, check_prompt_size
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
 from chains.teacher_forcing import CannotScoreError
+from langserve_logprobs.calibration.schemas import AppliedCalibration, CalibrationName
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
@@ -124,6 +126,12 @@ class ClassifyInput(BaseModel):
         description="score (exact label probabilities; needs a backend that can score given "
         "text), label or marker (read from the generated answer's top_logprobs). Default: "
         "score where the backend can, else label or marker as the labels allow.",
+    )
+    calibration_name: CalibrationName | None = Field(
+        default=None,
+        description="Method score: a learned calibration (see /v1/calibrations) applied "
+        "after contextual calibration; the output then has raw_distribution, "
+        "learned_calibration and a decision_id that outcomes can name.",
     )
 
     @model_validator(mode="after")
@@ -191,6 +199,18 @@ class ClassifyOutput(BaseModel):
         description="Method score: true when contextual calibration was applied (the "
         "distribution a content-free input gets divided out, as on /v1/decisions). "
         "Always false for label and marker.",
+    )
+    raw_distribution: dict[str, float] | None = Field(
+        default=None,
+        description="With calibration_name: the distribution before the learned fit.",
+    )
+    learned_calibration: AppliedCalibration | None = Field(
+        default=None, description="With calibration_name: the learned fit that mapped it."
+    )
+    decision_id: str | None = Field(
+        default=None,
+        description="With calibration_name: the id outcomes name this answer by "
+        "(POST /v1/calibrations/{name}/outcomes).",
     )
     constrained: bool = Field(
         default=True,
@@ -299,9 +319,12 @@ def classify_question(data: ClassifyInput) -> ChoiceQuestion:
     )
 
 
-def classify_view(answer: dict[str, Any], model: str | None) -> dict[str, Any]:
+def classify_view(
+    answer: dict[str, Any], model: str | None, decision_id: str | None = None
+) -> dict[str, Any]:
     """A decision engine's choice answer as /classify's output (method score)."""
     distribution = {str(p["value"]): float(p["probability"]) for p in answer["probabilities"]}
+    raw = answer.get("raw_probabilities")
     label = str(answer["choice"])
     return ClassifyOutput(
         label=label,
@@ -313,6 +336,9 @@ def classify_view(answer: dict[str, Any], model: str | None) -> dict[str, Any]:
         marker=None,
         model=model,
         calibrated=answer["calibrated"],
+        raw_distribution={str(p["value"]): float(p["probability"]) for p in raw} if raw else None,
+        learned_calibration=answer.get("learned_calibration"),
+        decision_id=decision_id,
     ).model_dump()
 
 
@@ -332,6 +358,10 @@ class Classify(JsonAnswerChain):
         if data.method == "score" and self.engine is None:
             msg = "method score is not available here"
             raise InvalidRequestError(msg)
+        if data.calibration_name is not None and (self.engine is None or data.method):
+            if data.method != "score":  # score without an engine was refused above
+                msg = "calibration_name needs method score (label and marker are not calibrated)"
+                raise InvalidRequestError(msg)
         return data.method in ("score", None) and self.engine is not None
 
     async def _by_score(
@@ -341,9 +371,18 @@ class Classify(JsonAnswerChain):
         of label scoring), shown as /classify's output."""
         self._check_size(data)
         model = (config.get("configurable") or {}).get("model")
-        question = DecideInput(input=data.text, questions=[classify_question(data)], model=model)
-        async for _, answer, named, _ in engine.answers(engine.plan(question)):
-            return classify_view(answer, named)
+        question = DecideInput(
+            input=data.text,
+            questions=[classify_question(data)],
+            model=model,
+            calibration_name=data.calibration_name,
+        )
+        plan = engine.plan(question)
+        async for _, answer, named, _ in engine.answers(plan):
+            ident = new_id() if data.calibration_name is not None else None
+            if ident is not None:
+                await engine.keep(plan, ident, [answer])
+            return classify_view(answer, named, ident)
         msg = "the decision engine gave no answer"
         raise UpstreamError(msg)
 
@@ -356,7 +395,7 @@ class Classify(JsonAnswerChain):
                 return await self._by_score(self.engine, data, config)
             except CannotScoreError:
                 # Nothing is remembered here: the capability cache answers the next request.
-                if data.method == "score":
+                if data.method == "score" or data.calibration_name is not None:
                     raise
         return await super()._ainvoke(value, run_manager, config)
 
@@ -369,7 +408,7 @@ class Classify(JsonAnswerChain):
                 # Derived from the async path; an engine whose client is this loop's own.
                 return asyncio.run(self._by_score(self.engine.fresh(), data, config))
             except CannotScoreError:
-                if data.method == "score":
+                if data.method == "score" or data.calibration_name is not None:
                     raise
         return super()._invoke(value, run_manager, config)
 
@@ -393,9 +432,12 @@ class Classify(JsonAnswerChain):
         )
 
 
-def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
-    """The /classify chain: method score where the backend can score; for the other
-    methods top_logprobs 20 and temperature 0 by default (configurable)."""
+def build_chain(
+    settings: Settings, upstream: Upstream, calibrations: CalibrationSource | None = None
+) -> Runnable[Any, Any]:
+    """The /classify chain: method score where the backend can score (its engine applies
+    the learned ``calibrations``); for the other methods top_logprobs 20 and temperature 0
+    by default (configurable)."""
     model = configurable_chat_model(
         settings,
         upstream,
@@ -406,6 +448,6 @@ def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     chain = Classify(
         model=model,
         max_prompt_chars=settings.max_prompt_chars,
-        engine=build_engine(settings, upstream, approximate=False),
+        engine=build_engine(settings, upstream, approximate=False, calibrations=calibrations),
     )
     return chain.with_types(input_type=ClassifyInput, output_type=ClassifyOutput)

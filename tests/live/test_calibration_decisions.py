@@ -141,6 +141,25 @@ def test_decisions_apply_the_newest_fit_and_outcomes_name_them(url: str) -> None
     streamed = httpx.post(outcomes, json={"decision_id": ident, "outcome": "positive"}, timeout=30)
     assert streamed.status_code == 200, streamed.text
 
+    # /classify (method score is a view over the same engine) applies it too
+    classify = {"text": REVIEW, "labels": ["positive", "negative"], "calibration_name": NAME}
+    out = httpx.post(f"{url}/classify/invoke", json={"input": classify}, timeout=120).json()
+    out = out["output"]
+    assert out["method"] == "score" and out["learned_calibration"]["version"] == fit["version"]
+    classify_raw = out["raw_distribution"]
+    expected = from_params(fit["method"], fit["params"]).apply(
+        [value_key(k) for k in classify_raw], list(classify_raw.values())
+    )
+    assert list(out["distribution"].values()) == pytest.approx(expected)
+    assert out["confidence"] == out["distribution"][out["label"]]
+    by_id = {"decision_id": out["decision_id"], "outcome": "positive"}
+    assert httpx.post(outcomes, json=by_id, timeout=30).status_code == 200
+    labelled = httpx.post(
+        f"{url}/classify/invoke", json={"input": {**classify, "method": "label"}}, timeout=60
+    )
+    assert labelled.status_code == 400
+    assert "method score" in labelled.json()["error"]["message"]
+
 
 def test_an_outage_fails_calibration_calls_only(url: str, postgres: PostgresServer) -> None:
     postgres.stop()
