@@ -1,15 +1,19 @@
 """Learned calibration on the sentiment bench: fit on one half, judge on the other (not a test).
 
-Runs ``/classify`` (the service's default method) over the 100 sentences of
-``bench/data/sentiment.jsonl`` zero-shot and 4-shot, like ``bench/bench_classify.py``. The
-sentences are split into two halves of 50 by pairs (the file alternates positive/negative
-and puts the easy ones first, so each half gets 25 of each label and the same mix of easy
-and hard). For each direction (fit on A, judge on B; fit on B, judge on A) the fit half's
-outcomes are imported into the service under a calibration name through the HTTP API
+Asks each of the 100 sentences of ``bench/data/sentiment.jsonl`` the question ``/classify``'s
+method score asks (``chains.classify.classify_question``: labels positive/negative)
+through ``POST /v1/decisions``, zero-shot and 4-shot, each with contextual calibration off
+(``calibration: none``) and on (``contextual``), so that the two calibrations are measured
+alone and together (the learned fit is applied after the contextual one). The sentences are
+split into two halves of 50 by pairs (the file alternates positive/negative and puts the easy
+ones first, so each half gets 25 of each label and the same mix of easy and hard). For each
+direction (fit on A, judge on B; fit on B, judge on A) the fit half's outcomes are imported
+into the service under a calibration name through the HTTP API
 (``/v1/calibrations/{name}/outcomes/import``) and fitted there (``.../fit``: its own
 held-out split inside the half, the guard against a worse log loss); the fit's parameters
 are then applied to the other half, which the fit never saw, and ECE, Brier and log loss
-are printed raw vs calibrated, side by side.
+are printed raw vs calibrated, side by side, with the ECE floor (the binning noise of a
+perfectly calibrated model on as many outcomes).
 
 ``--curve`` (no server) prints the learning curve behind the method thresholds in
 ``chains/calibration_fit.py``: synthetic outcomes from four kinds of miscalibration, each
@@ -30,18 +34,55 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.bench_classify import DATA, EXAMPLES, Result, classify_all, load
+from bench.bench_classify import DATA, EXAMPLES, load
 from chains.calibration_fit import THRESHOLDS, apply
 from chains.calibration_methods import FITTERS, Method, from_params
 from chains.calibration_metrics import Example, Scores, scores
+from chains.classify import ClassifyExample, ClassifyInput, classify_question
 
 LABELS = ["positive", "negative"]
+SETTINGS = ("none", "contextual")
+"""Contextual calibration off and on (the decision's ``calibration``); the learned fit is
+applied after it, to the distribution the decision returns."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One sentence's gold label and the distribution the decision gave."""
+
+    gold: str
+    distribution: dict[str, float]
+
+
+def decide_all(
+    url: str, rows: Sequence[dict[str, str]], shots: Sequence[dict[str, str]], contextual: str
+) -> list[Result]:
+    """Each sentence as /classify's method score asks it (``classify_question``), through
+    ``POST /v1/decisions`` with contextual calibration ``none`` or ``contextual``."""
+    results = []
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for i, row in enumerate(rows):
+            data = ClassifyInput(
+                text=row["text"],
+                labels=LABELS,
+                examples=[ClassifyExample(text=e["text"], label=e["label"]) for e in shots],
+            )
+            question = classify_question(data).model_dump(exclude_none=True)
+            body = {"model": "bench", "input": row["text"], "questions": [question]}
+            response = client.post("/v1/decisions", json={**body, "calibration": contextual})
+            response.raise_for_status()
+            answer = response.json()["answers"][0]
+            distribution = {p["value"]: p["probability"] for p in answer["probabilities"]}
+            results.append(Result(row["label"], distribution))
+            if (i + 1) % 25 == 0:
+                print(f"  {i + 1}/{len(rows)} done")
+    return results
 
 
 def key(value: str) -> str:
@@ -130,31 +171,29 @@ def row(label: str, s: Scores) -> str:
     return f"  {label:<22} ECE {s.ece:6.3f}   Brier {s.brier:6.3f}   log loss {s.log_loss:6.3f}"
 
 
-def run_bench(
-    url: str, shots_list: Sequence[int], batch_size: int, save: Path | None = None
-) -> None:
+def run_bench(url: str, shots_list: Sequence[int], save: Path | None = None) -> None:
     rows = load(DATA, None)
     examples = load(EXAMPLES, None)
     parts = halves(rows)
     table: dict[str, tuple[Scores, Scores]] = {}
     floors: dict[str, float] = {}
     stamp = int(time.time())
-    for shots in shots_list:
-        title = "zero-shot" if shots == 0 else f"{shots}-shot"
-        print(f"\n=== {title}: /classify over {len(rows)} sentences ===")
-        results = classify_all(url, rows, LABELS, batch_size, examples[:shots])
-        if len(results) != len(rows):
-            raise SystemExit(f"{len(rows) - len(results)} sentences failed: no figures")
+    for shots, contextual in ((n, c) for n in shots_list for c in SETTINGS):
+        title = f"{'zero-shot' if shots == 0 else f'{shots}-shot'}, {contextual}"
+        print(f"\n=== {title}: /v1/decisions over {len(rows)} sentences ===")
+        results = decide_all(url, rows, examples[:shots], contextual)
         if save is not None:
             with save.open("a", encoding="utf-8") as out:
                 for r in results:
-                    out.write(json.dumps({"shots": shots, **asdict(r)}) + "\n")
+                    line = {"shots": shots, "contextual": contextual, **asdict(r)}
+                    out.write(json.dumps(line) + "\n")
         raw_all: list[Example] = []
         cal_all: list[Example] = []
         for direction, (fit_part, test_part) in (("A->B", parts), ("B->A", parts[::-1])):
             fit_on = [results[i] for i in fit_part]
             test_on = [results[i] for i in test_part]
-            fit = fit_remote(url, f"bench-{stamp}-{shots}shot-{direction[0]}", fit_on)
+            name = f"bench-{stamp}-{shots}shot-{contextual}-{direction[0]}"
+            fit = fit_remote(url, name, fit_on)
             test = [example(r) for r in test_on]
             raw, calibrated = judge(fit, test)
             print(f"\n fit on half {direction[0]} ({len(fit_on)}: {fit['train_count']} fitted, "
@@ -169,10 +208,10 @@ def run_bench(
         table[title] = (scores(raw_all), scores(cal_all))
         floors[title] = ece_floor(cal_all)
     print("\n=== side by side: each sentence judged by the fit of the half it is not in ===")
-    print(f"{'':12}{'ECE raw':>9}{'ECE cal':>9}{'floor':>7}{'LL raw':>9}{'LL cal':>9}"
+    print(f"{'':24}{'ECE raw':>9}{'ECE cal':>9}{'floor':>7}{'LL raw':>9}{'LL cal':>9}"
           f"{'Brier raw':>11}{'Brier cal':>11}")  # fmt: skip
     for title, (raw, cal) in table.items():
-        print(f"{title:12}{raw.ece:9.3f}{cal.ece:9.3f}{floors[title]:7.3f}{raw.log_loss:9.3f}"
+        print(f"{title:24}{raw.ece:9.3f}{cal.ece:9.3f}{floors[title]:7.3f}{raw.log_loss:9.3f}"
               f"{cal.log_loss:9.3f}{raw.brier:11.3f}{cal.brier:11.3f}")  # fmt: skip
     print(
         "floor: mean ECE of a perfectly calibrated model with the calibrated confidences "
@@ -226,7 +265,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("url", nargs="?", help="base URL of a running service (default: start one)")
     parser.add_argument("--shots", default="0,4", help="comma-separated numbers of examples")
-    parser.add_argument("--batch-size", type=int, default=10, help="sentences per /batch call")
     parser.add_argument("--save", type=Path, help="append /classify's answers here (JSONL)")
     parser.add_argument("--curve", action="store_true", help="print the learning curve only")
     parser.add_argument("--sizes", default="10,20,40,60,100,200,400,800", help="curve's N")
@@ -236,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         learning_curve([int(n) for n in args.sizes.split(",")], args.repeats)
         return
     with target(args.url) as url:
-        run_bench(url, [int(n) for n in args.shots.split(",")], args.batch_size, args.save)
+        run_bench(url, [int(n) for n in args.shots.split(",")], args.save)
 
 
 if __name__ == "__main__":
