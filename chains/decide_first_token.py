@@ -9,8 +9,10 @@ says ``exact: false``; a value outside the top alternatives gets nothing, and ``
 is the mass the alternatives gave the values.
 
 It is only honest when the first token tells the values apart: values whose answers start
-with the same character (``neg`` / ``negative``, ``true`` / ``"true"``) get a 400 instead
-(``FIRST_TOKEN_AMBIGUOUS``), as does a question the approximation cannot read at all.
+with the same character (``neg`` / ``negative``, ``true`` / ``"true"``) get a 400 instead.
+When no alternative names any value, nothing honest can be said: the question's answer is a
+``refusal`` (``chains.decide_math.finish_answer``), and the request's other questions still
+get theirs.
 """
 
 from __future__ import annotations
@@ -21,14 +23,10 @@ from typing import Any
 
 import openai
 
-from chains.decide_math import ValueScores
+from chains.decide_math import NO_MASS, ValueScores
 from chains.teacher_forcing import CannotScoreError, cannot_score
 from langserve_logprobs.capabilities import Capabilities, adapt_request
-from langserve_logprobs.errors import UpstreamError
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
-
-NO_MASS = -1e4
-"""The log-mass of a value no alternative named (finite: JSON never sees -inf)."""
 
 
 def distinct_by_first_character(texts: Sequence[str]) -> bool:
@@ -81,7 +79,6 @@ async def approximate(
 
     Raises:
         CannotScoreError: the values share a first character, or no top_logprobs came back.
-        UpstreamError: no alternative named any value (nothing honest to report).
     """
     if not distinct_by_first_character(texts):
         msg = (
@@ -103,11 +100,4 @@ async def approximate(
         response = await client.chat.completions.create(**payload)
     except openai.BadRequestError as exc:
         raise cannot_score(f"top_logprobs refused: status {exc.status_code}") from None
-    scores = first_token_scores(_alternatives(response), texts)
-    if all(v == NO_MASS for v in scores.logprobs):
-        msg = (
-            "this backend cannot score given text, and none of the top alternatives of the "
-            "model's first answer token names one of the values: nothing honest to report"
-        )
-        raise UpstreamError(msg)
-    return scores
+    return first_token_scores(_alternatives(response), texts)

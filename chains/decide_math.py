@@ -28,6 +28,9 @@ from chains.calibration_apply import LearnedFit
 from chains.continuation_math import normalise
 from chains.decide_schema import ChoiceQuestion, PredicateQuestion, ScoreQuestion
 
+NO_MASS = -1e4
+"""The log-mass of a value the first-token approximation saw nothing of (finite for JSON)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ValueScores:
@@ -93,6 +96,15 @@ def finish_answer(
         learned: a learned calibration, applied after the contextual one; the distribution
             before it is kept beside (``raw_probabilities``, ``raw_probability``).
     """
+    if not raw.exact and all(v <= NO_MASS for v in raw.logprobs):
+        # The approximation saw no mass on any value: nothing honest to report.
+        return {
+            "type": "refusal",
+            "name": question.name,
+            "coverage": 0.0,
+            "exact": False,
+            "calibrated": False,
+        }
     probs = (
         contextual_calibration(raw.logprobs, content_free.logprobs)
         if content_free is not None

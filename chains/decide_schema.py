@@ -328,7 +328,16 @@ class ScoreAnswer(_Answer):
     )
 
 
-Answer = Annotated[PredicateAnswer | ChoiceAnswer | ScoreAnswer, Field(discriminator="type")]
+class RefusalAnswer(_Answer):
+    """No answer: on an upstream that cannot score given text, the first-token approximation
+    saw no probability on any value (coverage 0), so nothing honest can be said."""
+
+    type: Literal["refusal"] = Field(description="Always refusal.")
+
+
+Answer = Annotated[
+    PredicateAnswer | ChoiceAnswer | ScoreAnswer | RefusalAnswer, Field(discriminator="type")
+]
 
 
 class InputTokensDetails(BaseModel):

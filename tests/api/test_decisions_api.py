@@ -106,19 +106,30 @@ def test_a_backend_that_cannot_score_approximates_from_the_first_token(
     assert fake_upstream.state.hits["ok"] == before + 1  # one generated token
 
 
-@pytest.mark.parametrize(
-    ("question", "words"),
-    [
-        pytest.param(choices("neg", "negative"), "start alike", id="shared-first-character"),
-        pytest.param(PREDICATE, "nothing honest", id="no-alternative-names-a-value"),
-    ],
-)
-def test_where_nothing_honest_can_be_approximated_it_says_so(
-    client: TestClient, question: dict[str, Any], words: str
-) -> None:
+def test_values_that_start_alike_cannot_be_approximated_honestly(client: TestClient) -> None:
+    question = choices("neg", "negative")
     reply = client.post("/v1/decisions", json=body(questions=[question], calibration="none"))
-    assert 400 <= reply.status_code < 600 and reply.status_code != 500, reply.text
-    assert words in reply.json()["error"]["message"]
+    assert reply.status_code == 400, reply.text
+    assert "start alike" in reply.json()["error"]["message"]
+
+
+def test_a_question_no_alternative_answers_is_a_refusal_the_others_still_answered(
+    client: TestClient,
+) -> None:
+    """The first token ("Hello" / "Hi") names neither yes nor no: that question is refused
+    (coverage 0, nothing guessed); the choice beside it is answered."""
+    questions = [{**PREDICATE, "name": "good"}, {**choices("Hello", "Goodbye"), "name": "hi"}]
+    reply = client.post("/v1/decisions", json=body(questions=questions))
+    assert reply.status_code == 200, reply.text
+    refusal, answered = reply.json()["answers"]
+    assert refusal == {
+        "type": "refusal",
+        "name": "good",
+        "coverage": 0.0,
+        "exact": False,
+        "calibrated": False,
+    }
+    assert answered["choice"] == "Hello"
 
 
 def test_an_oversized_input_is_refused(fake_upstream: Any) -> None:

@@ -216,3 +216,16 @@ def test_decide_stream_sends_each_answer_as_soon_as_it_is_computed(live_url: str
                 arrivals.append(time.perf_counter() - start)
     assert len(arrivals) == 6
     assert arrivals[0] < 0.6 * arrivals[-1], arrivals
+
+
+def test_an_input_over_the_context_window_is_context_length_exceeded(live_url: str) -> None:
+    text = "word " * 6000  # under LOGPROBS_MAX_PROMPT_CHARS, over the 4096-token window
+    reply = httpx.post(
+        f"{live_url}/v1/decisions",
+        json={"model": "local", "input": text, "questions": [QUESTIONS[1]]},
+        timeout=120,
+    )
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["code"] == "context_length_exceeded"
+    assert error["type"] == "invalid_request_error"

@@ -14,12 +14,12 @@ from pydantic import ValidationError
 
 from chains.decide import DecisionEngine, TooMuchWorkError, value_scores, work_of
 from chains.decide_first_token import (
-    NO_MASS,
     distinct_by_first_character,
     first_token_scores,
     value_of,
 )
 from chains.decide_math import (
+    NO_MASS,
     ValueScores,
     concentration,
     contextual_calibration,
