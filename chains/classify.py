@@ -81,6 +81,7 @@ from chains.structured import JsonAnswerChain, Prepared, read_answer, response_f
 from chains.teacher_forcing import CannotScoreError
 from langserve_logprobs.calibration.schemas import AppliedCalibration, CalibrationName
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
+from langserve_logprobs.knobs import MODEL_KNOBS, knobs_model
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
 from langserve_logprobs.settings import Settings
 from langserve_logprobs.upstream import Upstream
@@ -370,7 +371,7 @@ class Classify(JsonAnswerChain):
         """Method score: one choice question to the decision engine (its one implementation
         of label scoring), shown as /classify's output."""
         self._check_size(data)
-        model = (config.get("configurable") or {}).get("model")
+        model = self.knobs.of(config).model
         question = DecideInput(
             input=data.text,
             questions=[classify_question(data)],
@@ -438,15 +439,17 @@ def build_chain(
     """The /classify chain: method score where the backend can score (its engine applies
     the learned ``calibrations``); for the other methods top_logprobs 20 and temperature 0
     by default (configurable)."""
-    model = configurable_chat_model(
+    knobs = knobs_model(
         settings,
-        upstream,
+        "ClassifyKnobs",
+        MODEL_KNOBS,
         temperature=0.0,
         top_logprobs=TOP_LOGPROBS_MAX,
-        max_tokens=min(MAX_TOKENS, settings.max_tokens_cap),
+        max_tokens=MAX_TOKENS,
     )
     chain = Classify(
-        model=model,
+        model=configurable_chat_model(settings, upstream, knobs),
+        knobs=knobs,
         max_prompt_chars=settings.max_prompt_chars,
         engine=build_engine(settings, upstream, approximate=False, calibrations=calibrations),
     )

@@ -37,6 +37,7 @@ from chains.model import configurable_chat_model
 from chains.runnable import OptionalText, check_prompt_size
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError
+from langserve_logprobs.knobs import MODEL_KNOBS, knobs_model
 from langserve_logprobs.settings import Settings
 from langserve_logprobs.upstream import Upstream
 
@@ -219,8 +220,10 @@ class Extract(JsonAnswerChain):
 
 def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
     """The /extract chain: configurable model knobs, temperature 0 by default."""
+    knobs = knobs_model(settings, "ExtractKnobs", MODEL_KNOBS, temperature=0.0)
     chain = Extract(
-        model=configurable_chat_model(settings, upstream, temperature=0.0),
+        model=configurable_chat_model(settings, upstream, knobs),
+        knobs=knobs,
         max_prompt_chars=settings.max_prompt_chars,
     )
     return chain.with_types(input_type=ExtractInput, output_type=ExtractOutput)

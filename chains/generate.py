@@ -17,11 +17,11 @@ left out of the sums (``stats.num_unknown`` counts them).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import ConfigurableField, Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import patch_config
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,10 +36,9 @@ from chains.logprobs import (
 from chains.model import configurable_chat_model
 from chains.runnable import ModelChain, OptionalText, check_prompt_size
 from langserve_logprobs.errors import validated
+from langserve_logprobs.knobs import MODEL_KNOBS, knobs_model
 from langserve_logprobs.settings import Settings
 from langserve_logprobs.upstream import Upstream
-
-DEFAULT_LOW_PROB_THRESHOLD = 0.3
 
 
 class GenerateInput(BaseModel):
@@ -52,14 +51,16 @@ class GenerateInput(BaseModel):
 class GenerateOutput(BaseModel):
     """The completion with per-token logprobs, alternatives and summary statistics."""
 
+    # Field order is the JSON's key order: what a person reads first (the playground shows
+    # the JSON as it comes), the long token list last.
     completion: str = Field(description="The generated text.")
-    tokens: list[TokenLogprob] = Field(description="Every generated token, in order.")
     stats: LogprobStats = Field(description="Summary of the tokens' logprobs.")
-    model: str | None = Field(description="The model that answered, as the upstream named it.")
-    finish_reason: str | None = Field(description="Why generation stopped: stop or length.")
     low_confidence_spans: list[Span] = Field(
         description="Words whose weakest token has probability below low_prob_threshold."
     )
+    finish_reason: str | None = Field(description="Why generation stopped: stop or length.")
+    model: str | None = Field(description="The model that answered, as the upstream named it.")
+    tokens: list[TokenLogprob] = Field(description="Every generated token, in order.")
 
 
 class GenerateChunk(BaseModel):
@@ -68,11 +69,11 @@ class GenerateChunk(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     completion: str = Field(default="", description="Text generated since the previous event.")
-    tokens: list[TokenLogprob] = Field(default_factory=list, description="New tokens.")
     stats: LogprobStats | None = Field(default=None, description="Last event only.")
-    model: str | None = Field(default=None, description="Last event only.")
-    finish_reason: str | None = Field(default=None, description="Last event only.")
     low_confidence_spans: list[Span] | None = Field(default=None, description="Last event only.")
+    finish_reason: str | None = Field(default=None, description="Last event only.")
+    model: str | None = Field(default=None, description="Last event only.")
+    tokens: list[TokenLogprob] = Field(default_factory=list, description="New tokens.")
 
 
 def to_messages(data: GenerateInput, max_chars: int) -> list[BaseMessage]:
@@ -132,7 +133,8 @@ class _Accumulator:
 class Generate(ModelChain):
     """Calls the chat model and turns its logprobs into a GenerateOutput."""
 
-    low_prob_threshold: float = Field(default=DEFAULT_LOW_PROB_THRESHOLD, ge=0.0, le=1.0)
+    def _threshold(self, config: RunnableConfig) -> float:
+        return self.knobs.of(config).low_prob_threshold
 
     def _messages(self, value: Any) -> list[BaseMessage]:
         return to_messages(validated(GenerateInput, value), self.max_prompt_chars)
@@ -143,14 +145,14 @@ class Generate(ModelChain):
         messages = self._messages(value)
         child = patch_config(config, callbacks=run_manager.get_child())
         message = await self.model.ainvoke(messages, child)
-        return _Accumulator(self.low_prob_threshold).output(message)
+        return _Accumulator(self._threshold(config)).output(message)
 
     async def _astream(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> AsyncIterator[dict[str, Any]]:
         messages = self._messages(value)
         child = patch_config(config, callbacks=run_manager.get_child())
-        acc = _Accumulator(self.low_prob_threshold)
+        acc = _Accumulator(self._threshold(config))
         async for chunk in self.model.astream(messages, child):
             if (event := acc.feed(chunk)) is not None:
                 yield event
@@ -158,16 +160,11 @@ class Generate(ModelChain):
 
 
 def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
-    """The /generate chain: configurable model knobs plus ``low_prob_threshold``."""
+    """The /generate chain: the model knobs plus ``low_prob_threshold``."""
+    knobs = knobs_model(settings, "GenerateKnobs", (*MODEL_KNOBS, "low_prob_threshold"))
     chain = Generate(
-        model=configurable_chat_model(settings, upstream),
+        model=configurable_chat_model(settings, upstream, knobs),
         max_prompt_chars=settings.max_prompt_chars,
-    ).configurable_fields(
-        low_prob_threshold=ConfigurableField(
-            id="low_prob_threshold",
-            name="Low-probability threshold",
-            description="Words whose weakest token is less likely than this are flagged (0-1).",
-            annotation=Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)],
-        )
+        knobs=knobs,
     )
     return chain.with_types(input_type=GenerateInput, output_type=GenerateOutput)

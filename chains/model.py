@@ -20,14 +20,14 @@ one message (no chunk objects, no per-token callbacks) that equals the merged st
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import agenerate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage, message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import ConfigurableField, Runnable
+from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models.base import (
     _handle_openai_api_error,
@@ -36,7 +36,7 @@ from langchain_openai.chat_models.base import (
 from pydantic import Field, SkipValidation
 
 from langserve_logprobs.capabilities import Capabilities, adapt_logprobs, adapt_request
-from langserve_logprobs.limits import TOP_LOGPROBS_MAX
+from langserve_logprobs.knobs import Knobs
 from langserve_logprobs.settings import Settings
 from langserve_logprobs.upstream import Upstream
 from langserve_logprobs.workarounds.sdk_chunk_models import merge_chunks, raw_chunks
@@ -322,39 +322,9 @@ def chat_model(settings: Settings, upstream: Upstream, **overrides: Any) -> Chat
     return UpstreamChatOpenAI(**fields)
 
 
-def configurable_fields(settings: Settings) -> dict[str, ConfigurableField]:
-    """The request-time knobs, with ids exactly as documented and validated ranges."""
-    return {
-        "temperature": ConfigurableField(
-            id="temperature",
-            name="Temperature",
-            description="Sampling temperature, 0 to 2 (0: always the most likely token).",
-            annotation=Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)],
-        ),
-        "max_tokens": ConfigurableField(
-            id="max_tokens",
-            name="Max tokens",
-            description=f"Most tokens to generate, 1 to {settings.max_tokens_cap}.",
-            annotation=Annotated[int, Field(ge=1, le=settings.max_tokens_cap)],
-        ),
-        "top_logprobs": ConfigurableField(
-            id="top_logprobs",
-            name="Top logprobs",
-            description=f"Alternatives returned per token, 0 to {TOP_LOGPROBS_MAX}.",
-            annotation=Annotated[int, Field(ge=0, le=TOP_LOGPROBS_MAX)],
-        ),
-        "model_name": ConfigurableField(
-            id="model",
-            name="Model",
-            description="Model name sent to the upstream server.",
-            annotation=Annotated[str, Field(min_length=1, max_length=200)],
-        ),
-    }
-
-
 def configurable_chat_model(
-    settings: Settings, upstream: Upstream, **overrides: Any
+    settings: Settings, upstream: Upstream, knobs: type[Knobs]
 ) -> Runnable[Any, Any]:
-    """``chat_model`` with temperature, max_tokens, top_logprobs and model set per request."""
-    model = chat_model(settings, upstream, **overrides)
-    return model.configurable_fields(**configurable_fields(settings))
+    """``chat_model`` with the route's knobs as defaults, each settable per request."""
+    model = chat_model(settings, upstream, **knobs.defaults())
+    return model.configurable_fields(**knobs.fields())

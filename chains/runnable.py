@@ -5,8 +5,9 @@ stream is more than that one output, ``_astream`` (one input -> events). This ba
 them through langchain-core's ``_acall_with_config`` and ``_atransform_stream_with_config``
 so that callbacks, tracing metadata and ``astream_events`` work as for any built-in
 runnable; the sync ``invoke`` and ``stream`` are derived from them, never written twice.
-``ModelChain`` adds what every such chain holds: the chat model (whose request-time knobs
-it exposes) and the prompt size limit (``check_prompt_size``).
+``ModelChain`` adds what every such chain holds: the chat model, the route's request knobs
+(``langserve_logprobs.knobs``: its config schema, read typed with ``knobs.of(config)``) and
+the prompt size limit (``check_prompt_size``).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from langchain_core.callbacks import AsyncCallbackManagerForChainRun
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import ensure_config
 from langchain_core.runnables.utils import ConfigurableFieldSpec
-from pydantic import ConfigDict, WithJsonSchema
+from pydantic import ConfigDict, Field, WithJsonSchema
 
 from langserve_logprobs.errors import InvalidRequestError
+from langserve_logprobs.knobs import Knobs, default_knobs
 
 # An optional text field whose JSON Schema is plain "string": LangServe's playground
 # cannot render the {"type": "null"} branch that pydantic gives ``str | None``.
@@ -134,11 +136,12 @@ class ChainRunnable(RunnableSerializable[Any, Any]):
 
 
 class ModelChain(ChainRunnable):
-    """Base of the chains that call the chat model: its knobs are the chain's knobs."""
+    """Base of the chains that call the chat model: the route's knobs are the chain's."""
 
     model: Runnable[Any, Any]
     max_prompt_chars: int
+    knobs: type[Knobs] = Field(default_factory=default_knobs)
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
-        return self.model.config_specs
+        return self.knobs.specs()

@@ -33,15 +33,14 @@ from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 from chains.continuation_math import normalise, ranks, totals
 from chains.logprobs import TokenLogprob
-from chains.model import configurable_fields
 from chains.runnable import ChainRunnable, check_prompt_size
 from chains.teacher_forcing import Scored, TextScorer
 from langserve_logprobs.errors import UpstreamError, validated
+from langserve_logprobs.knobs import Knobs, knobs_model
 from langserve_logprobs.settings import Settings
 from langserve_logprobs.upstream import Upstream
 
 MAX_CONTINUATIONS = 20
-DEFAULT_TOP_LOGPROBS = 5
 
 
 class ScoreMessage(BaseModel):
@@ -82,10 +81,11 @@ class ContinuationScore(BaseModel):
     """One continuation's tokens and totals."""
 
     continuation: str = Field(description="The scored continuation, as given.")
-    tokens: list[TokenLogprob] = Field(
-        description="Its tokens (those that write it, aligned by bytes), each with its raw "
-        "logprob given everything before it and the top alternatives at its position."
+    probability: float = Field(
+        description="exp(sum_logprob) normalised over the continuations (1 with one): the "
+        "model's choice among them."
     )
+    rank: int = Field(description="1 for the most likely continuation (ties share a rank).")
     num_tokens: int = Field(description="Number of tokens.")
     num_bytes: int = Field(description="UTF-8 length of the continuation.")
     sum_logprob: float = Field(
@@ -96,23 +96,22 @@ class ContinuationScore(BaseModel):
         description="sum_logprob / num_bytes (comparable across tokenizers)."
     )
     perplexity: float | None = Field(description="exp(-mean_logprob_per_token).")
-    probability: float = Field(
-        description="exp(sum_logprob) normalised over the continuations (1 with one): the "
-        "model's choice among them."
+    tokens: list[TokenLogprob] = Field(
+        description="Its tokens (those that write it, aligned by bytes), each with its raw "
+        "logprob given everything before it and the top alternatives at its position."
     )
-    rank: int = Field(description="1 for the most likely continuation (ties share a rank).")
 
 
 class ScoreOutput(BaseModel):
     """Every continuation scored, in input order."""
 
-    scores: list[ContinuationScore] = Field(description="One per continuation, in input order.")
     best: int = Field(description="Index of the most likely continuation.")
     coverage: float = Field(
         description="Sum of exp(sum_logprob) over the continuations: how much of the model's "
         "probability after the context they hold together (raw, not normalised)."
     )
     model: str | None = Field(description="The model that scored, as the upstream named it.")
+    scores: list[ContinuationScore] = Field(description="One per continuation, in input order.")
 
 
 def score_result(data: ScoreInput, scored: Scored) -> dict[str, Any]:
@@ -160,28 +159,16 @@ class Score(ChainRunnable):
     """Scores continuations of a context on the upstream (completions echo or prompt_logprobs)."""
 
     scorer: TextScorer
-    settings: Settings
+    knobs: type[Knobs]
     max_prompt_chars: int
 
     @property
     def config_specs(self) -> list[ConfigurableFieldSpec]:
-        fields = configurable_fields(self.settings)
-        defaults = {"top_logprobs": DEFAULT_TOP_LOGPROBS, "model": self.settings.model_name}
-        return [
-            ConfigurableFieldSpec(
-                id=fields[key].id,
-                annotation=fields[key].annotation,
-                name=fields[key].name,
-                description=fields[key].description,
-                default=defaults[fields[key].id],
-            )
-            for key in ("top_logprobs", "model_name")
-        ]
+        return self.knobs.specs()
 
     def _knobs(self, config: RunnableConfig) -> tuple[int, str]:
-        configurable = config.get("configurable") or {}
-        top_k = int(configurable.get("top_logprobs", DEFAULT_TOP_LOGPROBS))
-        return top_k, str(configurable.get("model") or self.settings.model_name)
+        knobs = self.knobs.of(config)
+        return knobs.top_logprobs, knobs.model
 
     def _input(self, value: Any) -> ScoreInput:
         data = validated(ScoreInput, value)
@@ -215,8 +202,10 @@ class Score(ChainRunnable):
 
 
 def build_chain(settings: Settings, upstream: Upstream) -> Runnable[Any, Any]:
-    """The /score chain: top_logprobs 5 by default (configurable, 0-20), model configurable."""
+    """The /score chain: top_logprobs (LOGPROBS_TOP_LOGPROBS by default) and model knobs."""
     chain = Score(
-        scorer=TextScorer(upstream), settings=settings, max_prompt_chars=settings.max_prompt_chars
+        scorer=TextScorer(upstream),
+        knobs=knobs_model(settings, "ScoreKnobs", ("top_logprobs", "model")),
+        max_prompt_chars=settings.max_prompt_chars,
     )
     return chain.with_types(input_type=ScoreInput, output_type=ScoreOutput)

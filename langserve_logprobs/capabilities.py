@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from langserve_logprobs.limits import TOP_LOGPROBS_MAX
+
 UpstreamKind = Literal[
     "auto", "embedded", "openai", "vllm", "llama-cpp-python", "llama-server", "ollama", "generic"
 ]
@@ -72,7 +74,7 @@ def _row(kind: str, **fields: Any) -> Capabilities:
         "honours_length": True,
         "structured": "json_schema",
         "sends_bytes": True,
-        "max_top_logprobs": 20,
+        "max_top_logprobs": TOP_LOGPROBS_MAX,
         "can_score": False,
         "probabilities": _RAW,
         "max_concurrent": None,

@@ -18,6 +18,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from pydantic import BaseModel, Field, model_validator
 
 from langserve_logprobs.errors import validated
+from langserve_logprobs.playground_schema import published
 from langserve_logprobs.workarounds.all_or_nothing_batch import output_or_error, per_item
 
 # bound chain's id -> (the chain, its configurable ids, its config schema). The chain is
@@ -68,6 +69,10 @@ class RouteRunnable(RunnableBinding[Any, Any]):  # type: ignore[no-redef]
         if values and self.config_model is not None:
             validated(self.config_model, {"configurable": values}, "config")
 
+    def config_schema(self, *, include: Sequence[str] | None = None) -> type[BaseModel]:
+        """The config schema, published so that the playground accepts its defaults."""
+        return published(super().config_schema(include=include))
+
     async def ainvoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> Any:
         self.check_config(config)
         return await super().ainvoke(input, config, **kwargs)
@@ -107,6 +112,6 @@ def wrap_route(chain: Runnable[Any, Any], secrets: Sequence[str] = ()) -> RouteR
     return RouteRunnable(
         bound=chain,
         secrets=list(secrets),
-        custom_input_type=chain.InputType,
-        custom_output_type=output_model,
+        custom_input_type=published(chain.get_input_schema()),
+        custom_output_type=published(output_model),
     )

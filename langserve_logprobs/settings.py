@@ -14,7 +14,13 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from langserve_logprobs.capabilities import UpstreamKind
-from langserve_logprobs.limits import MODEL_NAME, N_CTX_DEFAULT, TOP_LOGPROBS_MAX
+from langserve_logprobs.limits import (
+    LOW_PROB_THRESHOLD_MAX,
+    MODEL_NAME,
+    N_CTX_DEFAULT,
+    TEMPERATURE_MAX,
+    TOP_LOGPROBS_MAX,
+)
 
 LOCAL_PREFIX = "/local/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -57,12 +63,12 @@ class Settings(BaseSettings):
         ge=0,
         le=TOP_LOGPROBS_MAX,
         validation_alias="LOGPROBS_TOP_LOGPROBS",
-        description="Default number of alternatives per token.",
+        description="Default number of alternatives per token (every route, /score too).",
     )
     temperature: float = Field(
         default=0.0,
         ge=0.0,
-        le=2.0,
+        le=TEMPERATURE_MAX,
         validation_alias="LOGPROBS_TEMPERATURE",
         description="Default sampling temperature (0: greedy, reproducible).",
     )
@@ -71,6 +77,14 @@ class Settings(BaseSettings):
         ge=1,
         validation_alias="LOGPROBS_MAX_TOKENS",
         description="Default max_tokens of a generation.",
+    )
+    low_prob_threshold: float = Field(
+        default=0.3,
+        ge=0.0,
+        le=LOW_PROB_THRESHOLD_MAX,
+        validation_alias="LOGPROBS_LOW_PROB_THRESHOLD",
+        description="Default low_prob_threshold of /generate: words whose weakest token is "
+        "less likely are flagged.",
     )
     max_tokens_cap: int = Field(
         default=2048,

@@ -128,9 +128,9 @@ def js_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail("node/npm are not installed")  # CI machines have them
         pytest.skip("node/npm are not installed")
     js = tmp_path_factory.mktemp("js")
-    for name in ("package.json", "package-lock.json", "generate.mjs"):
-        if (EXAMPLES / "js" / name).exists():
-            shutil.copy(EXAMPLES / "js" / name, js / name)
+    for path in (EXAMPLES / "js").iterdir():
+        if path.name in ("package.json", "package-lock.json") or path.suffix == ".mjs":
+            shutil.copy(path, js / path.name)
     install = "ci" if (js / "package-lock.json").exists() else "install"
     run([npm, install, "--no-audit", "--no-fund", "--loglevel=error"], timeout=240, cwd=js)
     return js
@@ -199,3 +199,17 @@ def test_js_plain_calls_keep_every_field(live_url: str, js_dir: Path) -> None:
     scores = got["score"]["value"]["scores"]
     assert [s["continuation"] for s in scores] == [" blue", " green"]
     assert all(s["tokens"] and s["tokens"][0]["logprob"] is not None for s in scores)
+
+
+@pytest.mark.timeout(300)
+def test_js_prompt_pipe_chat_pipe_parser(live_url: str, js_dir: Path) -> None:
+    """``ChatPromptTemplate | RemoteRunnable(url + "/chat") | StringOutputParser`` in
+    LangChain.js: the prompt value arrives as {"messages": [...]} (a string prompt as
+    {"value": ...}) and the answer comes back as text, invoked and streamed."""
+    node = shutil.which("node")
+    assert node
+    got = json.loads(run([node, "chat_prompt.mjs", live_url], timeout=120, cwd=js_dir))
+    assert isinstance(got["answer"], str) and got["answer"].strip()
+    assert len([piece for piece in got["streamed"] if piece]) > 1  # streamed, piece by piece
+    assert "".join(got["streamed"]) == got["answer"]  # temperature 0: the same answer
+    assert isinstance(got["fromString"], str) and got["fromString"].strip()

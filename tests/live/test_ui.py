@@ -1,187 +1,25 @@
-"""The /ui page and the LangServe playgrounds in a real headless Chromium, driven over CDP.
+"""The /ui page in a real headless Chromium, driven over CDP (``tests/live/browser.py``).
 
 ``--dump-dom`` does not wait for a fetch stream to finish, so the browser runs with
 ``--remote-debugging-port`` and the test polls the page's state through the DevTools
 protocol, then takes the DOM and a screenshot. Chromium is installed with apt when it is
 missing and we are root; otherwise the tests skip (and fail when ``CI`` is set).
-Set ``UI_SCREENSHOT_DIR`` to keep the screenshots.
+Screenshots are kept in tests/artifacts/screenshots (git-ignored; ``UI_SCREENSHOT_DIR``
+overrides it). The playgrounds are driven in ``test_playground.py``.
 """
 
 from __future__ import annotations
 
-import base64
-import itertools
-import json
-import os
-import re
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
 
-from harness.procs import stop
+from tests.live.browser import Page, assert_png
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(600)]
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def _find_browser() -> str | None:
-    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
-
-
-def _install_chromium() -> str | None:
-    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return None
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "-q", "chromium"]):
-        if subprocess.run(cmd, env=env, capture_output=True, timeout=500).returncode != 0:
-            return None
-    return _find_browser()
-
-
-class Page:
-    """One browser tab, spoken to over the DevTools protocol."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.ids = itertools.count(1)
-        self.exceptions: list[str] = []  # uncaught JS errors since the last navigation
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(self.ws.recv(timeout=60))
-            if reply.get("id") == msg_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return dict(reply.get("result", {}))
-            if reply.get("method") == "Runtime.exceptionThrown":
-                details = reply["params"]["exceptionDetails"]
-                self.exceptions.append(
-                    details.get("exception", {}).get("description", str(details))
-                )
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return result.get("result", {}).get("value")
-
-    def goto(self, url: str, until: str, timeout: float = 60.0) -> None:
-        """Open ``url`` and wait until the JS expression ``until`` is truthy."""
-        self.exceptions.clear()
-        self.call("Page.navigate", url=url)
-        deadline = time.monotonic() + timeout
-        while not self.evaluate(until):
-            if time.monotonic() > deadline:
-                state = self.evaluate("document.body && document.body.outerHTML.slice(0, 2000)")
-                msg = f"{url}: {until!r} still false after {timeout}s; body: {state}"
-                raise AssertionError(msg)
-            time.sleep(0.2)
-
-    def dom(self) -> str:
-        return str(self.evaluate("document.documentElement.outerHTML"))
-
-    def screenshot(self, path: Path) -> Path:
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=False)
-        path.write_bytes(base64.b64decode(data["data"]))
-        return path
-
-
-@pytest.fixture(scope="session")
-def browser_binary() -> str:
-    """Path of a Chromium binary, installed with apt when missing (as root)."""
-    path = _find_browser() or _install_chromium()
-    if path is None:
-        msg = "chromium is not installed and could not be installed with apt-get"
-        if os.environ.get("CI"):
-            pytest.fail(msg)  # in CI the browser tests must run, not skip
-        pytest.skip(msg)
-    return path
-
-
-@pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Where screenshots go: ``UI_SCREENSHOT_DIR`` or a session temp dir."""
-    wanted = os.environ.get("UI_SCREENSHOT_DIR")
-    path = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="session")
-def page(browser_binary: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
-    """A tab of a headless Chromium (1200x900) started for this session."""
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    proc = subprocess.Popen(
-        [
-            browser_binary,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--hide-scrollbars",
-            "--window-size=1200,900",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line and proc.poll() is not None:
-                break
-            if match := re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line):
-                port = int(match.group(1))
-        if port is None:
-            pytest.fail(f"chromium did not start (exit code {proc.poll()})")
-        # Keep draining stderr so the browser never blocks on a full pipe.
-        drain = subprocess.Popen(["cat"], stdin=proc.stderr, stdout=subprocess.DEVNULL)
-        targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        tab = next(t for t in targets if t.get("type") == "page")
-        with connect(tab["webSocketDebuggerUrl"], max_size=None) as ws:
-            page = Page(ws)
-            page.call("Page.enable")
-            page.call("Runtime.enable")
-            page.call(
-                "Emulation.setDeviceMetricsOverride",
-                width=1200,
-                height=900,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
-            yield page
-        drain.kill()
-        drain.wait(timeout=10)
-    finally:
-        stop(proc, 15)
-
-
-def _assert_png(path: Path) -> None:
-    data = path.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n"), path
-    assert len(data) > 10_000, f"{path} is only {len(data)} bytes"
-
 
 DONE = "['done', 'error'].includes(document.body.dataset.state)"
 
@@ -219,7 +57,7 @@ def test_ui_streams_tokens_with_logprobs(live_url: str, page: Page, screenshot_d
     dom = page.dom()
     assert 'class="tok' in dom and "data-logprob=" in dom
     (screenshot_dir / "ui.html").write_text(dom)
-    _assert_png(page.screenshot(screenshot_dir / "ui.png"))
+    assert_png(page.screenshot(screenshot_dir / "ui.png"))
 
 
 def test_ui_shows_error_events(live_url: str, page: Page) -> None:
@@ -333,7 +171,7 @@ def test_ui_classify_tab(live_url: str, page: Page, screenshot_dir: Path) -> Non
         "positive",
         "negative",
     )
-    _assert_png(page.screenshot(screenshot_dir / "ui-classify.png"))
+    assert_png(page.screenshot(screenshot_dir / "ui-classify.png"))
 
 
 def test_ui_classify_tab_with_examples(live_url: str, page: Page) -> None:
@@ -361,31 +199,3 @@ def test_ui_classify_rejects_a_malformed_example(live_url: str, page: Page) -> N
     assert page.evaluate("document.getElementById('classify-result').dataset.state") == "error"
     message = page.evaluate("document.getElementById('classify-error').textContent")
     assert 'example 1: write it as "label: text"' in message
-
-
-PLAYGROUNDS = ["/generate", "/chat", "/classify", "/extract", "/score"]
-ROOT_LAID_OUT = (
-    "document.querySelector('#root') && document.querySelector('#root').innerText.length > 0"
-)
-# LangServe 0.3's playground throws this on any `X | None` field of the input or config schema
-# (pydantic v2 writes them as anyOf [..., {"type": "null"}]) and renders an empty page.
-NULL_TYPE_CRASH = 'Unknown type: {"type":"null"}'
-
-
-@pytest.mark.parametrize("route", [pytest.param(r, id=r.strip("/")) for r in PLAYGROUNDS])
-def test_playground_loads(live_url: str, page: Page, screenshot_dir: Path, route: str) -> None:
-    page.exceptions.clear()
-    page.call("Page.navigate", url=f"{live_url}{route}/playground/")
-    # Poll until the React app has laid out the schema-driven form (or thrown).
-    deadline = time.monotonic() + 30
-    while not page.evaluate(ROOT_LAID_OUT) and not page.exceptions and time.monotonic() < deadline:
-        time.sleep(0.2)
-    crashes = [e for e in page.exceptions if NULL_TYPE_CRASH in e]
-    assert not crashes, f"{route} playground cannot render an `X | None` schema field"
-    assert not page.exceptions, page.exceptions
-    assert page.evaluate(ROOT_LAID_OUT), f"{route} playground rendered nothing in 30 s"
-    shot = page.screenshot(screenshot_dir / f"playground-{route.strip('/')}.png")
-    dom = page.dom()
-    assert '<div id="root">' in dom
-    assert "/assets/index-" in dom
-    _assert_png(shot)

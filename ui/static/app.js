@@ -514,6 +514,15 @@
       classify();
     });
 
+    // The example prompts above the form: fill the prompt and run it.
+    for (const button of document.querySelectorAll("button.example")) {
+      button.addEventListener("click", () => {
+        selectTab("generate");
+        $("generate-form").elements.prompt.value = button.dataset.prompt;
+        generate();
+      });
+    }
+
     // /ui?prompt=...&temperature=... fills the form and starts at once;
     // /ui?tab=classify&text=...&labels=a,b does the same for /classify.
     const params = new URLSearchParams(location.search);
