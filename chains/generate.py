@@ -44,8 +44,15 @@ from langserve_logprobs.upstream import Upstream
 class GenerateInput(BaseModel):
     """A prompt, and optionally a system message."""
 
-    prompt: str = Field(description="What to ask the model.")
-    system: OptionalText = Field(default=None, description="Optional system instructions.")
+    prompt: str = Field(
+        description="What to ask the model. The bundled model (Gemma 3 270M, a base model) "
+        "continues text rather than following instructions: start what it should write.",
+        examples=["def fibonacci(n):", "import numpy as np\n\ndef softmax(x):"],
+    )
+    system: OptionalText = Field(
+        default=None,
+        description="Optional system instructions (a base model reads them as more text).",
+    )
 
 
 class GenerateOutput(BaseModel):

@@ -58,6 +58,7 @@ OUTPUT = (
     "[...document.querySelectorAll('h2')].find(h => h.innerText.trim() === 'Output')"
     "?.nextElementSibling"
 )
+TRY_IT = "[...document.querySelectorAll('h2')].find(h => h.innerText.trim() === 'Try it')"
 CHAT_BOX = "document.querySelector('textarea[placeholder^=\"Send a message\"]')"
 MESSAGES = (
     "[...document.querySelectorAll('div.mb-8.group')]"
@@ -87,6 +88,16 @@ def _samples(base: str, path: str) -> dict[str, Any]:
     return values
 
 
+def _shown(page: Page, control: str, text: str) -> bool:
+    shown = page.evaluate(f"{control}.value")
+    if shown == text:
+        return True
+    try:  # a JSON control shows the value re-serialised
+        return bool(json.loads(shown) == json.loads(text))
+    except ValueError:
+        return False
+
+
 def _type_until_shown(page: Page, control: str, text: str) -> None:
     """Click into ``control``, select what it holds and type ``text`` over it; again if the
     form re-rendered it under the keystrokes (a person looks, and types again)."""
@@ -95,7 +106,7 @@ def _type_until_shown(page: Page, control: str, text: str) -> None:
         page.evaluate(f"{control}.select()")
         page.call("Input.insertText", text=text)
         time.sleep(0.3)
-        if page.evaluate(f"{control}.value") == text:
+        if _shown(page, control, text):
             return
     raise AssertionError(f"{control} shows {page.evaluate(f'{control}.value')!r}")
 
@@ -182,7 +193,8 @@ def run_default_playground(page: Page, base: str, path: str, shot: Path) -> None
     events = _objects(text)
     assert events, text
     _check_result(path, events, _required_output_keys(base, path))
-    page.evaluate(f"{OUTPUT}.scrollIntoView({{block: 'start'}})")
+    # What a person sees: the inputs they typed, then the output.
+    page.evaluate(TRY_IT + ".scrollIntoView({block: 'start'})")
     assert_png(page.screenshot(shot))
 
 
@@ -198,6 +210,11 @@ def run_chat_playground(page: Page, base: str, path: str, shot: Path) -> None:
     messages = dict(page.evaluate(MESSAGES))  # role -> text (shown newest first)
     assert messages["human"] == message
     assert messages["ai"].strip()
+    # What a person sees first: their message and the start of the answer.
+    page.evaluate(
+        "[...document.querySelectorAll('div.mb-8.group')]"
+        ".find(d => d.querySelector('select').value === 'human').scrollIntoView()"
+    )
     assert_png(page.screenshot(shot))
 
 
