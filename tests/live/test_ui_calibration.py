@@ -1,8 +1,9 @@
-"""The /ui Calibration tab in a real headless Chromium (``tests/live/test_ui.py``'s browser).
+"""The /ui Calibration tab in a real headless Chromium (``tests/live/browser.py``).
 
 A server with its own SQLite database gets outcomes and a fit through the API; the tab must
 draw the held-out reliability diagram (raw and calibrated bars, the figures the API gave)
-and fit a name on request. The screenshot goes to ``UI_SCREENSHOT_DIR`` (or a temp dir).
+and fit a name on request. The screenshot goes to tests/artifacts/screenshots
+(or ``UI_SCREENSHOT_DIR``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import pytest
 from langserve_logprobs.settings import Settings
 from server import create_app
 from tests.calibration_data import ndjson, overconfident
-from tests.live.test_ui import Page, _assert_png, browser_binary, page, screenshot_dir
+from tests.live.browser import Page, assert_png
 from tests.servers import free_port, run_server
 
 pytestmark = [pytest.mark.live, pytest.mark.timeout(300)]
-__all__ = ["browser_binary", "page", "screenshot_dir"]  # the fixtures, shared
 LOADED = "document.body.dataset.calibration === 'loaded'"
 
 
@@ -89,7 +89,7 @@ def test_calibration_tab_draws_the_newest_fit(
     assert text(page, "cal-reason") == fit["reason"]
     assert page.exceptions == []
     (screenshot_dir / "ui-calibration.html").write_text(page.dom())
-    _assert_png(page.screenshot(screenshot_dir / "ui-calibration.png"))
+    assert_png(page.screenshot(screenshot_dir / "ui-calibration.png"))
 
 
 def test_calibration_tab_fits_a_name_on_request(cal_url: str, page: Page) -> None:
