@@ -199,3 +199,15 @@ def test_ui_classify_rejects_a_malformed_example(live_url: str, page: Page) -> N
     assert page.evaluate("document.getElementById('classify-result').dataset.state") == "error"
     message = page.evaluate("document.getElementById('classify-error').textContent")
     assert 'example 1: write it as "label: text"' in message
+
+
+def test_ui_takes_knob_bounds_and_defaults_from_the_server(live_url: str, page: Page) -> None:
+    field = "document.querySelector('#generate-form [name=top_logprobs]')"
+    page.goto(f"{live_url}/ui", until=f"{field}.max !== ''", timeout=20)
+    schema = httpx.get(f"{live_url}/generate/config_schema", timeout=10).json()
+    published = schema["$defs"]["Configurable"]["properties"]["top_logprobs"]
+    assert page.evaluate(f"{field}.max") == str(published["maximum"])
+    assert page.evaluate(f"{field}.placeholder") == f"default {published['default']}"
+    # The page opens on what the bundled base model does well, and says what it is.
+    assert "base model" in page.evaluate("document.getElementById('about').textContent")
+    assert page.evaluate("document.querySelector('#generate-form [name=prompt]').value")

@@ -432,6 +432,26 @@
     }
   }
 
+  // The knobs' bounds and defaults, as the server publishes them (written once, server-side).
+  async function loadKnobBounds() {
+    try {
+      const response = await fetch(api("/generate/config_schema"));
+      if (!response.ok) return;
+      const schema = await response.json();
+      const props = ((schema.$defs || {}).Configurable || {}).properties || {};
+      const form = $("generate-form").elements;
+      for (const key of GENERATE_KNOBS) {
+        const prop = props[key];
+        if (!prop || !form[key]) continue;
+        if (prop.minimum !== undefined) form[key].min = prop.minimum;
+        if (prop.maximum !== undefined) form[key].max = prop.maximum;
+        if (prop.default !== undefined) form[key].placeholder = `default ${prop.default}`;
+      }
+    } catch (_) {
+      // the form works without them: the server checks every value anyway
+    }
+  }
+
   async function probeClassify() {
     try {
       const response = await fetch(api("/classify/input_schema"));
@@ -534,6 +554,7 @@
     for (const key of ["text", "labels", "instructions", "examples"]) {
       if (params.has(key)) cls[key].value = params.get(key);
     }
+    loadKnobBounds();
     const classifyReady = probeClassify();
     if (params.get("tab") === "classify") {
       selectTab("classify");
