@@ -5,21 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chains.scorer import TextScorer
 from pydantic import ValidationError
 
 from chains import chat, classify, extract, generate, score
+from chains.teacher_forcing import TextScorer
 from langserve_logprobs.knobs import MODEL_KNOBS, knobs_model
 from langserve_logprobs.limits import TEMPERATURE_MAX, TOP_LOGPROBS_MAX
 from langserve_logprobs.routes import wrap_route
 from langserve_logprobs.settings import Settings
+from langserve_logprobs.upstream import Upstream
 
 UPSTREAM: dict[str, Any] = {"openai_base_url": "http://127.0.0.1:9/v1", "_env_file": None}
 
 
 def _configurable(chain_module: Any, settings: Settings) -> dict[str, Any]:
     """The route's published ``configurable`` schema properties (what the playground shows)."""
-    route = wrap_route(chain_module.build_chain(settings))
+    route = wrap_route(chain_module.build_chain(settings, Upstream.from_settings(settings)))
     schema = route.config_schema(include=["configurable"]).model_json_schema()
     return dict(schema["$defs"]["Configurable"]["properties"])
 
@@ -73,7 +74,7 @@ def test_defaults_come_from_the_settings() -> None:
 def test_score_reads_its_knobs_typed() -> None:
     settings = Settings(**UPSTREAM, LOGPROBS_TOP_LOGPROBS=3)
     chain = score.Score(
-        scorer=TextScorer(settings),
+        scorer=TextScorer(Upstream.from_settings(settings)),
         knobs=knobs_model(settings, "ScoreKnobs", ("top_logprobs", "model")),
         max_prompt_chars=100,
     )
