@@ -79,7 +79,11 @@ from chains.model import configurable_chat_model
 from chains.runnable import OptionalText, check_prompt_size
 from chains.structured import JsonAnswerChain, Prepared, read_answer, response_format
 from chains.teacher_forcing import CannotScoreError
-from langserve_logprobs.calibration.schemas import AppliedCalibration, CalibrationName
+from langserve_logprobs.calibration.schemas import (
+    NAME_PATTERN,
+    AppliedCalibration,
+    CalibrationName,
+)
 from langserve_logprobs.errors import InvalidRequestError, UpstreamError, validated
 from langserve_logprobs.knobs import MODEL_KNOBS, knobs_model
 from langserve_logprobs.limits import TOP_LOGPROBS_MAX
@@ -128,7 +132,11 @@ class ClassifyInput(BaseModel):
         "text), label or marker (read from the generated answer's top_logprobs). Default: "
         "score where the backend can, else label or marker as the labels allow.",
     )
-    calibration_name: CalibrationName | None = Field(
+    # Plain string in the JSON Schema, as method: the playground cannot render a null branch.
+    calibration_name: Annotated[
+        CalibrationName | None,
+        WithJsonSchema({"type": "string", "pattern": NAME_PATTERN}),
+    ] = Field(
         default=None,
         description="Method score: a learned calibration (see /v1/calibrations) applied "
         "after contextual calibration; the output then has raw_distribution, "
