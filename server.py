@@ -43,6 +43,11 @@ ROUTES: list[tuple[str, ModuleType, str]] = [
     ("/score", score, "default"),
 ]
 
+# Every LangServe playground: the routes above and /decide (built apart: it shares its
+# decision engine with /v1/decisions). tests/live/test_playground.py walks this list.
+PLAYGROUNDS: list[tuple[str, str]] = [(path, kind) for path, _, kind in ROUTES]
+PLAYGROUNDS.append(("/decide", "default"))
+
 # What a request's config may set (LangServe's ``config_keys``).
 CONFIG_KEYS = ("configurable", "metadata", "tags")
 
@@ -119,7 +124,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = decide.build_engine(settings, upstream, calibrations=calibration)
     decide_route = wrap_route(decide.build_chain(settings, upstream, engine), secrets)
     add_invoke_route(app, decide_route, "/decide", CONFIG_KEYS)
-    add_routes(app, decide_route, path="/decide", config_keys=CONFIG_KEYS)
+    add_routes(
+        app, decide_route, path="/decide", config_keys=CONFIG_KEYS, playground_type="default"
+    )
     add_decisions_route(app, engine, secrets)
     mount_ui(app)
     return app

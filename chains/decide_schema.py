@@ -201,6 +201,23 @@ Question = Annotated[
 ]
 
 
+QUESTION_EXAMPLES: list[dict[str, Any]] = [
+    {"type": "predicate", "instructions": "Is the review positive?"},
+    {
+        "type": "choice",
+        "instructions": "What is the review's sentiment?",
+        "choices": [{"value": "positive"}, {"value": "negative"}],
+    },
+    {
+        "type": "score",
+        "instructions": "How enthusiastic is the review?",
+        "levels": [{"label": "Cold"}, {"label": "Warm"}, {"label": "Enthusiastic"}],
+    },
+]
+"""One question of each kind about ``input``'s example (the schema's ``examples``: the
+playground fills its form with them)."""
+
+
 class DecideInput(BaseModel):
     """One input and 1-400 typed questions about it (OpenAI's decisions.create body)."""
 
@@ -208,11 +225,13 @@ class DecideInput(BaseModel):
 
     input: str | list[InputItem] = Field(
         description="A text, or messages (user, system, developer, assistant) and tool "
-        "calls and outputs, rendered as plain text. Images are refused (400)."
+        "calls and outputs, rendered as plain text. Images are refused (400).",
+        examples=["I love this phone, it is fantastic!"],
     )
     questions: list[Question] = Field(
         description=f"1 to {MAX_QUESTIONS} questions: predicate, choice or score. Answers "
-        "come back in the same order."
+        "come back in the same order.",
+        examples=[QUESTION_EXAMPLES],
     )
     model: str | None = Field(
         default=None,

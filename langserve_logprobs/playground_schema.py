@@ -12,7 +12,13 @@ Schema in ways pydantic does not write it:
 * the chat playground accepts an output schema only when one option of its top-level
   ``anyOf``/``oneOf`` has ``properties.type.enum`` holding ``"ai"``; pydantic writes a
   one-value ``Literal`` as ``const``, and our output is a union nested in another one
-  (the route's output or an ``ItemError``, ``langserve_logprobs.routes``).
+  (the route's output or an ``ItemError``, ``langserve_logprobs.routes``);
+* it has no renderer for a union of a text and a list (it draws the list's table, and the
+  text cannot be typed), nor for a list whose items are a union (``/decide``'s questions:
+  predicate, choice or score): an input of the first kind is offered as its text, one of
+  the second as a JSON list typed in a text area (its ``examples`` show the shape; the
+  text area is drawn for ``"object"`` types only, so the list's ``type`` is
+  ``["array", "object"]`` with ``not: {"type": "object"}``: still a list for validators).
 
 ``for_playground`` rewrites a schema for them (the validation by pydantic is unchanged: only
 what ``model_json_schema`` answers changes) and ``published`` gives a model class that
@@ -69,6 +75,34 @@ def _flatten_root(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "anyOf": flat}
 
 
+def _is_union(node: Any) -> bool:
+    options = [node.get(key) or () for key in ("anyOf", "oneOf")] if isinstance(node, dict) else []
+    return any(len(o) > 1 for o in options)
+
+
+def _for_form(field: Any) -> Any:
+    """A root input the default playground can render (see the module docstring)."""
+    if not isinstance(field, dict):
+        return field
+    options = field.get("anyOf")
+    if isinstance(options, list) and {"type": "string"} in options:
+        if any(isinstance(o, dict) and o.get("type") == "array" for o in options):
+            rest = {k: v for k, v in field.items() if k != "anyOf"}
+            return {"type": "string", **rest}
+    if field.get("type") == "array" and _is_union(field.get("items")):
+        # "object" among the types gets the JSON text area; ``not`` keeps objects out
+        rest = {k: v for k, v in field.items() if k != "items"}
+        return {**rest, "type": ["array", "object"], "not": {"type": "object"}}
+    return field
+
+
+def _forms(schema: dict[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema
+    return {**schema, "properties": {k: _for_form(v) for k, v in properties.items()}}
+
+
 def for_playground(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` as LangServe's playgrounds can read it (see the module docstring).
 
@@ -77,10 +111,12 @@ def for_playground(schema: dict[str, Any]) -> dict[str, Any]:
 
     Returns:
         A new schema: no ``null`` defaults or ``null`` branches, ``enum`` beside every
-        ``const``, a root union of unions flattened. ``schema`` is not changed.
+        ``const``, a root union of unions flattened, a root input that is a text or a list
+        offered as its text, one that is a list of a union as a JSON value. ``schema`` is
+        not changed.
     """
     cleaned: dict[str, Any] = _clean(schema)
-    return _flatten_root(cleaned)
+    return _forms(_flatten_root(cleaned))
 
 
 @lru_cache(maxsize=256)

@@ -1,11 +1,12 @@
 """Every route's LangServe playground, used in a real browser as a person would.
 
-For each route of ``server.ROUTES`` (so a new route is covered by being added there): open
-``<route>/playground/``, fill only the required inputs (``SAMPLES``, or the first of the
-field's JSON Schema ``examples``), click Start (the chat playground: type a message, press
-Enter), wait for the answer, and check it holds the route's result; no uncaught page error,
-no HTTP answer of 400 or more. The same again on a server with ``LOGPROBS_API_KEYS`` set,
-after the login form. Screenshots go to tests/artifacts/screenshots (git-ignored).
+For each route of ``server.PLAYGROUNDS`` (``server.ROUTES`` and /decide, so a new route is
+covered by being added there): open ``<route>/playground/``, fill only the required inputs
+(``SAMPLES``, or the first of the field's JSON Schema ``examples``), click Start (the chat
+playground: type a message, press Enter), wait for the answer, and check it holds the
+route's result; no uncaught page error, no HTTP answer of 400 or more. The same again on a
+server with ``LOGPROBS_API_KEYS`` set, after the login form. Screenshots go to
+tests/artifacts/screenshots (git-ignored).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from chains.decide_schema import QUESTION_EXAMPLES, DecideChunk
 from langserve_logprobs.settings import Settings
-from server import ROUTES, create_app
+from server import PLAYGROUNDS, create_app
 from tests.live.browser import Page, assert_png
 from tests.servers import free_port, run_server
 
@@ -51,7 +53,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "/score": {"continuations": ["The capital of France is Paris."]},
 }
 
-PARAMS = [pytest.param(path, kind, id=path.strip("/")) for path, _, kind in ROUTES]
+PARAMS = [pytest.param(path, kind, id=path.strip("/")) for path, kind in PLAYGROUNDS]
 LAID_OUT = "document.querySelector('#root') && document.querySelector('#root').innerText.length > 0"
 START = "[...document.querySelectorAll('button')].find(b => b.innerText.trim() === 'Start')"
 OUTPUT = (
@@ -162,6 +164,8 @@ def _logprobs(value: Any) -> list[float]:
 
 
 def _check_result(path: str, events: list[dict[str, Any]], required: set[str]) -> None:
+    if path == "/decide":  # its stream: one event per answer, in question order
+        required = set(DecideChunk.model_fields)
     merged: dict[str, Any] = {}  # every key's last non-null value
     for event in events:
         assert "error" not in event, event
@@ -172,6 +176,17 @@ def _check_result(path: str, events: list[dict[str, Any]], required: set[str]) -
         assert logprobs and all(lp <= 0.0 for lp in logprobs)
     if path == "/generate":
         assert "".join(e["completion"] for e in events).strip()
+    if path == "/decide":
+        assert [e["index"] for e in events] == list(range(len(QUESTION_EXAMPLES)))
+        answers = [e["answer"] for e in events]
+        assert [a["type"] for a in answers] == [q["type"] for q in QUESTION_EXAMPLES]
+        assert all(0.0 <= a["coverage"] <= 1.0 for a in answers)
+        predicate, choice, score = answers
+        assert 0.0 <= predicate["probability"] <= 1.0
+        assert choice["choice"] in ("positive", "negative")
+        assert abs(sum(p["probability"] for p in choice["probabilities"]) - 1.0) < 1e-6
+        assert abs(sum(p["probability"] for p in score["probabilities"]) - 1.0) < 1e-6
+        assert 0.0 <= score["score"] <= 2.0
     if path == "/classify":
         assert merged["label"] in SAMPLES[path]["labels"]
         assert abs(sum(merged["distribution"].values()) - 1.0) < 1e-6

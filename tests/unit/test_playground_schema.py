@@ -64,3 +64,26 @@ def test_published_validates_the_same_and_answers_the_cleaned_schema() -> None:
     root = published(RootModel[int | None])
     assert root.model_validate(None).model_dump() is None
     assert root.model_json_schema()["type"] == "integer"
+
+
+def test_root_unions_the_default_playground_cannot_draw_become_text_and_json() -> None:
+    schema = {
+        "properties": {
+            "input": {"anyOf": [{"type": "string"}, {"type": "array"}], "title": "Input"},
+            "questions": {
+                "type": "array",
+                "items": {"oneOf": [{"$ref": "#/$defs/A"}, {"$ref": "#/$defs/B"}]},
+                "examples": [[{"type": "a"}]],
+            },
+            "labels": {"type": "array", "items": {"type": "string"}},
+        }
+    }
+    props = for_playground(schema)["properties"]
+    assert props["input"] == {"type": "string", "title": "Input"}
+    # drawn as a JSON text area (an "object" type), still only a list for a validator
+    assert props["questions"] == {
+        "type": ["array", "object"],
+        "not": {"type": "object"},
+        "examples": [[{"type": "a"}]],
+    }
+    assert props["labels"] == schema["properties"]["labels"]  # a list of texts is kept
