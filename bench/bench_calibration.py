@@ -32,15 +32,14 @@ import math
 import random
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.bench_classify import DATA, EXAMPLES, load
+from bench.bench_classify import DATA, EXAMPLES, load, target
 from chains.calibration_fit import THRESHOLDS, apply
 from chains.calibration_methods import FITTERS, Method, from_params
 from chains.calibration_metrics import Example, Scores, scores
@@ -110,24 +109,6 @@ def halves(rows: Sequence[dict[str, str]]) -> tuple[list[int], list[int]]:
     first = [i for i in range(len(rows)) if (i // 2) % 2 == 0]
     second = [i for i in range(len(rows)) if (i // 2) % 2 == 1]
     return first, second
-
-
-@contextmanager
-def target(url: str | None) -> Iterator[str]:
-    """The given URL, or the app started here with a temporary SQLite database."""
-    if url:
-        yield url.rstrip("/")
-        return
-    import server
-    from bench.procs import free_port, run_server
-    from langserve_logprobs.settings import Settings
-
-    with tempfile.TemporaryDirectory(prefix="bench-calibration-") as data_dir:
-        config = Settings(port=free_port(), data_dir=data_dir)
-        backend = "embedded model" if config.use_local else config.upstream_base_url
-        print(f"starting the app on port {config.port} (backend: {backend})")
-        with run_server(server.create_app(config), port=config.port, timeout=300) as base:
-            yield base
 
 
 def fit_remote(url: str, name: str, results: Sequence[Result]) -> dict[str, Any]:
@@ -273,7 +254,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.curve:
         learning_curve([int(n) for n in args.sizes.split(",")], args.repeats)
         return
-    with target(args.url) as url:
+    # The app started here keeps its calibrations in a temporary SQLite database.
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-calibration-") as data_dir,
+        target(args.url, data_dir=data_dir) as url,
+    ):
         run_bench(url, [int(n) for n in args.shots.split(",")], args.save)
 
 

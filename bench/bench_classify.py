@@ -57,8 +57,12 @@ def load(path: Path, limit: int | None) -> list[dict[str, str]]:
 
 
 @contextmanager
-def target(url: str | None) -> Iterator[str]:
-    """The given URL, or a server started here with the environment's settings."""
+def target(url: str | None, **settings: Any) -> Iterator[str]:
+    """The given URL, or a server started here with the environment's settings.
+
+    ``settings`` override fields of that server's ``Settings`` (e.g. ``data_dir``); the
+    benches that talk to the app over HTTP all start it here.
+    """
     if url:
         yield url.rstrip("/")
         return
@@ -66,7 +70,7 @@ def target(url: str | None) -> Iterator[str]:
     from bench.procs import free_port, run_server
     from langserve_logprobs.settings import Settings
 
-    config = Settings(port=free_port())
+    config = Settings(port=free_port(), **settings)
     backend = "embedded model" if config.use_local else config.upstream_base_url
     print(f"starting the app on port {config.port} (backend: {backend}, {config.model_name})")
     with run_server(server.create_app(config), port=config.port, timeout=300) as base:

@@ -27,12 +27,13 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from bench.bench_classify import target
 
 DATA = Path(__file__).resolve().parent / "data"
 SENTIMENT_QUESTION = "What is the sentiment of this review?"
@@ -65,21 +66,6 @@ THREE_QUESTIONS: list[dict[str, Any]] = [
         "levels": [{"label": x} for x in ("furious", "unhappy", "neutral", "pleased", "delighted")],
     },
 ]
-
-
-@contextmanager
-def target(url: str | None) -> Iterator[str]:
-    """The given URL, or a server started here with the environment's settings."""
-    if url:
-        yield url.rstrip("/")
-        return
-    import server
-    from bench.procs import free_port, run_server
-    from langserve_logprobs.settings import Settings
-
-    config = Settings(port=free_port())
-    with run_server(server.create_app(config), port=config.port, timeout=300) as base:
-        yield base
 
 
 def decide(client: httpx.Client, url: str, body: dict[str, Any]) -> dict[str, Any]:
