@@ -11,7 +11,7 @@ gets almost no mass from a small model, see the README):
     Answer: positive⏎⏎
 
 The input comes first and is the same for every question of a request, so the upstream
-evaluates it once (the embedded model keeps its 32-token blocks; vLLM's prefix cache does the
+evaluates it once (the embedded model keeps the tokens it evaluated; vLLM's prefix cache does the
 same). Each answer ends with a blank line, so that a value is scored as a whole answer: ``neg``
 is told from ``negative`` (``P(" neg\\n\\n")`` is not a share of ``P(" negative\\n\\n")``).
 A blank line, not one newline: it also separates the solved examples, where the tokenizer

@@ -12,9 +12,13 @@ how it is cut into batches: scoring the text a greedy generation produced gives 
 logprobs generation reported, one token at a time or in one batch. What still moves numbers is
 where a token's KV sits in the cache (attention sums over cells in cell order), so:
 
-* the prefix is evaluated in blocks of ``BLOCK`` tokens aligned on absolute positions in
-  sequence 0, from cell 0 on. Complete blocks stay cached and are reused by the next request
-  that starts with the same tokens (the cache warm gives the numbers of the cache cold);
+* the prefix is evaluated in sequence 0, from cell 0 on, on a grid of ``BLOCK``-token
+  blocks aligned on absolute positions: a decode never crosses a block boundary, so the
+  positions of a block always attend over the same (padded) number of cells. Every token
+  evaluated stays cached, and the next request that starts with the same tokens goes on from
+  where they differ, up to the end of that block, then block by block (the cache warm gives
+  the numbers of the cache cold; ``tests/live/test_invariance.py``). Questions about one
+  input so share all of it, not only its complete blocks;
 * each continuation is evaluated on its own, right after the prefix (sequence 1, the prefix's
   cells shared), then removed: its cells never depend on the other continuations, so its
   scores are the same alone or beside others.
@@ -37,7 +41,7 @@ from local_llm.errors import ContextLengthError, EngineError
 from local_llm.logprobs import finite_logprob, log_partition, top_indices
 
 BLOCK = 32
-"""Prefix evaluation and cache granularity, in tokens (aligned on absolute positions)."""
+"""Prefix evaluation grid, in tokens (aligned on absolute positions): no decode crosses it."""
 MAX_SEQUENCES = 16
 """Continuations per ``score`` call + 1 (the prefix)."""
 _SEQUENCES = 2  # sequence 0 holds the prefix, 1 the continuation being scored
@@ -119,7 +123,7 @@ class Scorer:
         self._n_vocab = int(llama_cpp.llama_vocab_n_tokens(vocab))
         self._scratch = np.empty(self._n_vocab, dtype=np.float32)
         self._batch = llama_cpp.llama_batch_init(self._n_batch, 0, 1)
-        self._cached: list[int] = []  # tokens of the complete blocks held in sequence 0
+        self._cached: list[int] = []  # the prefix tokens held in sequence 0 (cells 0..)
         self._lock = threading.Lock()
 
     @property
@@ -189,19 +193,17 @@ class Scorer:
         # distribution; scoring the prefix's own tokens needs every position evaluated.
         reuse = 0
         if not prefix_logprobs:
-            reuse = common_prefix_length([self._cached, prefix[: n - 1]]) // BLOCK * BLOCK
+            reuse = common_prefix_length([self._cached, prefix[: n - 1]])
         self._lib.llama_memory_seq_rm(self._mem, -1, reuse, -1)
         self._cached = prefix[:reuse]
         scores: list[TokenScore | None] = [None] * n
         last: npt.NDArray[np.float32] | None = None
-        for start in range(reuse, n, BLOCK):
-            block = prefix[start : start + BLOCK]
+        start = reuse
+        while start < n:
+            end = min((start // BLOCK + 1) * BLOCK, n)  # to the grid's next boundary
+            block = prefix[start:end]
             outputs = (
-                list(range(len(block)))
-                if prefix_logprobs
-                else [len(block) - 1]
-                if start + len(block) == n
-                else []
+                list(range(len(block))) if prefix_logprobs else [len(block) - 1] if end == n else []
             )
             rows = self._decode([(t, start + i, 0) for i, t in enumerate(block)], outputs)
             for i, row in zip(outputs, rows, strict=True):
@@ -210,8 +212,8 @@ class Scorer:
                     scores[pos + 1] = token_score(row, prefix[pos + 1], top_k, self._scratch)
                 else:
                     last = row.copy()
-            if len(block) == BLOCK:
-                self._cached = prefix[: start + BLOCK]
+            self._cached = prefix[:end]
+            start = end
         assert last is not None
         firsts = [token_score(last, c[0], top_k, self._scratch) if c else None for c in conts]
         results: list[list[TokenScore]] = [[f] if f is not None else [] for f in firsts]

@@ -152,3 +152,28 @@ def test_prefix_cache_warm_equals_cold(local_url: str) -> None:
     (whole,) = _score(local_url, prompts[0])
     first_own = next(i for i, v in enumerate(cold[0]["token_logprobs"]) if v is not None)
     assert cold[0]["token_logprobs"][first_own:] == whole["token_logprobs"][first_own:]
+
+
+def test_second_question_on_a_cached_input_equals_it_cold(local_url: str) -> None:
+    """The scorer goes on from where a cached input and a new prompt differ (mid-block): a
+    question asked after another one about the same input scores as on an empty cache."""
+    text = (
+        "Text: The invoice lists a charge we never agreed to, for a plan we cancelled in "
+        "March, and nobody has answered our two emails about it since last week.\n"
+    )
+    first = text + "Question: Is this message urgent?\nAnswer:"
+    second = text + "Question: Which team should handle it?\nOptions: billing, sales\nAnswer:"
+    answers = [" billing\n\n", " sales\n\n"]
+
+    def ask(prompt: str) -> list[dict[str, Any]]:
+        return _score(local_url, [prompt + a for a in answers], score_only_continuation=True)
+
+    _score(local_url, "Something else entirely.")  # evict the cache
+    cold = ask(second)
+    _score(local_url, "Something else entirely.")
+    ask(first)  # the input is now cached, and so is the first question
+    warm = ask(second)
+    assert warm == cold
+    # The input does not end on the 32-token grid: its last block is reused part-way.
+    tokens = _score(local_url, text)[0]["tokens"]
+    assert len(tokens) % 32 != 0
