@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,6 +255,25 @@ def decision(answers: list[dict[str, Any]], model: str, used: int) -> dict[str, 
     ).model_dump()
 
 
+def _answers(event: Mapping[str, Any]) -> list[Any]:
+    return list(event["answers"]) if "answers" in event else [event["answer"]]
+
+
+class DecideEvent(dict[str, Any]):
+    """A /decide stream event (``DecideChunk``) that LangChain can add up.
+
+    langchain-core sums a stream's chunks (``total + chunk``) into the run's output, which
+    callbacks, tracers (LangSmith) and ``astream_log`` report; plain dicts cannot be added,
+    so it kept only the last answer. The sum of the events is the decision's ``id``,
+    ``object`` and ``answers`` in question order (its ``model`` and ``usage`` are not in the
+    events). On the wire an event is a plain object.
+    """
+
+    def __add__(self, other: Mapping[str, Any]) -> DecideEvent:
+        answers = _answers(self) + _answers(other)
+        return DecideEvent({"id": self["id"], "object": "decision", "answers": answers})
+
+
 class Decide(ChainRunnable):
     """Answers typed questions about one input (LangServe's view of the engine)."""
 
@@ -279,8 +298,9 @@ class Decide(ChainRunnable):
         done = []
         async for at, answer, _, _ in self.engine.answers(plan):
             chunk = DecideChunk.model_validate({"id": ident, "index": at, "answer": answer})
-            done.append(chunk.model_dump()["answer"])
-            yield chunk.model_dump()
+            event = DecideEvent(chunk.model_dump())
+            done.append(event["answer"])
+            yield event
         await self.engine.keep(plan, ident, done)
 
     def _input(self, value: Any, config: RunnableConfig) -> DecideInput:

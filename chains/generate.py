@@ -16,7 +16,7 @@ left out of the sums (``stats.num_unknown`` counts them).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun
@@ -31,6 +31,7 @@ from chains.logprobs import (
     TokenLogprob,
     compute_stats,
     low_confidence_spans,
+    merge_stream_events,
     parse_tokens,
 )
 from chains.model import configurable_chat_model
@@ -83,6 +84,19 @@ class GenerateChunk(BaseModel):
     tokens: list[TokenLogprob] = Field(default_factory=list, description="New tokens.")
 
 
+class GenerateEvent(dict[str, Any]):
+    """A stream event that LangChain can add up into the invoke output.
+
+    langchain-core sums a stream's chunks (``total + chunk``) into the run's output, which
+    callbacks, tracers (LangSmith) and ``astream_log`` report; plain dicts cannot be added,
+    so it kept only the last event. The sum of a /generate stream's events is what
+    ``merge_stream_events`` gives: the invoke output. On the wire an event is a plain object.
+    """
+
+    def __add__(self, other: Mapping[str, Any]) -> GenerateEvent:
+        return GenerateEvent(merge_stream_events([self, other]))
+
+
 def to_messages(data: GenerateInput, max_chars: int) -> list[BaseMessage]:
     """The chat messages for a generate input; rejects prompts over ``max_chars``."""
     check_prompt_size(max_chars, data.prompt, data.system, what="prompt")
@@ -121,15 +135,17 @@ class _Accumulator:
         text, new = self.take(chunk)
         if not text and not new:
             return None
-        return GenerateChunk(completion=text, tokens=new).model_dump()
+        return GenerateEvent(GenerateChunk(completion=text, tokens=new).model_dump())
 
     def final(self) -> dict[str, Any]:
-        return GenerateChunk(
-            stats=compute_stats(self.tokens),
-            model=self.model,
-            finish_reason=self.finish,
-            low_confidence_spans=low_confidence_spans(self.tokens, self.threshold),
-        ).model_dump()
+        return GenerateEvent(
+            GenerateChunk(
+                stats=compute_stats(self.tokens),
+                model=self.model,
+                finish_reason=self.finish,
+                low_confidence_spans=low_confidence_spans(self.tokens, self.threshold),
+            ).model_dump()
+        )
 
     def output(self, message: BaseMessage) -> dict[str, Any]:
         text, _ = self.take(message)  # a whole answer: no event to build
