@@ -163,9 +163,9 @@ def test_remote_runnable_decide_invoke_batch_and_stream(live_url: str) -> None:
     chunks = list(remote.stream(request))
     assert [c["index"] for c in chunks] == [0, 1, 2]
     assert len({c["id"] for c in chunks}) == 1
-    streamed = [p["probability"] for p in chunks[0]["answer"]["probabilities"]]
-    invoked = [p["probability"] for p in decision["answers"][0]["probabilities"]]
-    assert streamed == pytest.approx(invoked, abs=0.02)  # batch-shape noise only
+    # The same numbers streamed and invoked: the scorer's numbers do not depend on what ran
+    # before (the same request twice, the second on a warm cache).
+    assert [c["answer"] for c in chunks] == decision["answers"]
 
 
 def test_openai_node_decisions_create(live_url: str, tmp_path: Path) -> None:
