@@ -11,6 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.runnables import RunnableConfig
 
 from chains import decide, generate
 from langserve_logprobs.settings import Settings
@@ -30,7 +31,7 @@ class _Outputs(AsyncCallbackHandler):
             self.outputs.append(outputs)
 
 
-async def _streamed(chain: Any, value: Any, config: dict[str, Any]) -> tuple[list[Any], Any]:
+async def _streamed(chain: Any, value: Any, config: RunnableConfig) -> tuple[list[Any], Any]:
     handler = _Outputs()
     events = [e async for e in chain.astream(value, {**config, "callbacks": [handler]})]
     (output,) = handler.outputs
@@ -39,7 +40,7 @@ async def _streamed(chain: Any, value: Any, config: dict[str, Any]) -> tuple[lis
 
 async def test_a_generate_stream_reports_its_invoke_output(settings: Settings) -> None:
     chain = generate.build_chain(settings, Upstream.from_settings(settings))
-    config = {"configurable": {"model": "ok"}}
+    config: RunnableConfig = {"configurable": {"model": "ok"}}
     value = {"prompt": "Say hello."}
     events, output = await _streamed(chain, value, config)
     assert len(events) > 2  # several token events, then the closing one
