@@ -69,6 +69,18 @@ def work_of(asked: Sequence[Asked], calibrate: bool) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class Used:
+    """Prompt tokens the upstream reported for a decision, and how many it read from its
+    cache (an earlier question's or request's input) instead of evaluating them."""
+
+    tokens: int = 0
+    cached: int = 0
+
+    def __add__(self, other: Used) -> Used:
+        return Used(self.tokens + other.tokens, self.cached + other.cached)
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """A checked request: the shared input block and each question as teacher-forced."""
 
@@ -166,7 +178,7 @@ class DecisionEngine:
             raw = raw_answers(answers)
             await self.calibrations.record_decision(ident, plan.calibration_name, raw)
 
-    async def _scores(self, context: str, asked: Asked, model: str) -> tuple[ValueScores, int]:
+    async def _scores(self, context: str, asked: Asked, model: str) -> tuple[ValueScores, Used]:
         """Each value's whole answer teacher-forced after ``context``; on an upstream that
         cannot score, the first-token approximation (``exact`` false), or its 400."""
         try:
@@ -176,15 +188,15 @@ class DecisionEngine:
                 raise
             client = self.scorer.async_client()
             async with self.scorer.upstream.turn() as caps:  # what the upstream takes at once
-                return await approximate(client, caps, model, context, asked.answers), 0
-        return value_scores(scored), scored.prompt_tokens
+                return await approximate(client, caps, model, context, asked.answers), Used()
+        return value_scores(scored), Used(scored.prompt_tokens, scored.cached_tokens)
 
-    async def _content_free_scores(self, asked: Asked, model: str) -> tuple[ValueScores, int]:
+    async def _content_free_scores(self, asked: Asked, model: str) -> tuple[ValueScores, Used]:
         key = (model, asked.shots + asked.question, tuple(asked.answers))
         hit = self._content_free.get(key)
         if hit is not None:
             self._content_free.move_to_end(key)
-            return hit, 0
+            return hit, Used()
         context = asked.shots + input_block(CONTENT_FREE) + asked.question
         scores, used = await self._scores(context, asked, model)
         self._content_free[key] = scores
@@ -194,7 +206,7 @@ class DecisionEngine:
 
     async def _answer(
         self, plan: Plan, at: int, learned: LearnedFit | None = None
-    ) -> tuple[dict[str, Any], str | None, int]:
+    ) -> tuple[dict[str, Any], str | None, Used]:
         asked = plan.asked[at]
         raw, used = await self._scores(asked.shots + plan.head + asked.question, asked, plan.model)
         content_free = None
@@ -204,13 +216,13 @@ class DecisionEngine:
         answer = finish_answer(plan.questions[at], raw, content_free, learned)
         return answer, None, used
 
-    async def answers(self, plan: Plan) -> AsyncIterator[tuple[int, dict[str, Any], str, int]]:
+    async def answers(self, plan: Plan) -> AsyncIterator[tuple[int, dict[str, Any], str, Used]]:
         """(index, answer, model, prompt tokens) per question, in order, each as soon as it
         and those before it are computed (a few questions run at once)."""
         gate = asyncio.Semaphore(CONCURRENT_QUESTIONS)
         learned = await self.learned(plan)
 
-        async def one(at: int) -> tuple[dict[str, Any], str | None, int]:
+        async def one(at: int) -> tuple[dict[str, Any], str | None, Used]:
             async with gate:
                 return await self._answer(plan, at, learned)
 
@@ -227,7 +239,7 @@ class DecisionEngine:
     async def decide(self, data: DecideInput) -> dict[str, Any]:
         """The whole decision (``DecisionOutput`` as a dict)."""
         plan = self.plan(data)
-        answers, named, used = [], plan.model, 0
+        answers, named, used = [], plan.model, Used()
         async for _, answer, model, tokens in self.answers(plan):
             answers.append(answer)
             named, used = model, used + tokens
@@ -241,14 +253,14 @@ def new_id() -> str:
     return f"dec_{uuid.uuid4().hex}"
 
 
-def decision(answers: list[dict[str, Any]], model: str, used: int) -> dict[str, Any]:
+def decision(answers: list[dict[str, Any]], model: str, used: Used) -> dict[str, Any]:
     """A ``DecisionOutput`` dict from the answers and the prompt tokens used."""
     usage = {
-        "input_tokens": used,
-        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": 0},
+        "input_tokens": used.tokens,
+        "input_tokens_details": {"cache_write_tokens": 0, "cached_tokens": used.cached},
         "output_tokens": 0,
         "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": used,
+        "total_tokens": used.tokens,
     }
     return DecisionOutput.model_validate(
         {"id": new_id(), "answers": answers, "model": model, "usage": usage}

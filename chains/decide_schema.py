@@ -360,10 +360,15 @@ Answer = Annotated[
 
 
 class InputTokensDetails(BaseModel):
-    """Cache counts (not measured here: 0)."""
+    """Cache counts."""
 
     cache_write_tokens: int = Field(default=0, description="Not measured: 0.")
-    cached_tokens: int = Field(default=0, description="Not measured: 0.")
+    cached_tokens: int = Field(
+        default=0,
+        description="Input tokens the upstream read from its cache (the input, shared by the "
+        "questions of a request and kept between requests) instead of evaluating them; 0 "
+        "where the upstream does not say.",
+    )
 
 
 class OutputTokensDetails(BaseModel):

@@ -64,6 +64,8 @@ class Scored:
     model: str | None
     prompt_tokens: int = 0
     """Prompt tokens the upstream reported evaluating (0 when it did not say)."""
+    cached_tokens: int = 0
+    """Of those, the ones it read from its cache (``prompt_tokens_details``; 0 when unsaid)."""
 
 
 def _may_be_capability_error(exc: openai.APIStatusError) -> bool:
@@ -260,7 +262,9 @@ class TextScorer:
         ]
         usage = getattr(response, "usage", None)
         used = int(getattr(usage, "prompt_tokens", 0) or 0)
-        return Scored(tokens, getattr(response, "model", None), used)
+        details = getattr(usage, "prompt_tokens_details", None)
+        cached = int(getattr(details, "cached_tokens", 0) or 0)
+        return Scored(tokens, getattr(response, "model", None), used, cached)
 
     async def ascore(
         self,

@@ -30,6 +30,7 @@ from local_llm.completions_protocol import (
     LegacyLogprobs,
     PromptLogprob,
     PromptLogprobs,
+    PromptTokensDetails,
 )
 from local_llm.engine import drop_second_bos
 from local_llm.errors import BadRequestError
@@ -88,29 +89,37 @@ class ScoringBackend:
         Raises:
             BadRequestError: empty prompts, or several prompts with no common first token.
         """
+        return self.score_counted(prompts, top_k, only_continuation=only_continuation)[0]
+
+    def score_counted(
+        self, prompts: Sequence[list[int]], top_k: int, *, only_continuation: bool
+    ) -> tuple[list[list[TokenScore | None]], int]:
+        """``score_prompts``, and how many prompt tokens were read from the cache."""
         if any(not p for p in prompts):
             msg = "Invalid 'prompt': a prompt has no tokens."
             raise BadRequestError(msg, param="prompt")
         if len(prompts) == 1:
             result = self.scorer.score(prompts[0], [], top_k, prefix_logprobs=not only_continuation)
-            return [result.prefix]
+            return [result.prefix], result.cached
         shared = common_prefix_length(prompts)
         if shared == 0:
             msg = "Invalid 'prompt': prompts scored together must share their first token (BOS)."
             raise BadRequestError(msg, param="prompt")
         prefix = prompts[0][:shared]
         out: list[list[TokenScore | None]] = []
+        cached = 0
         group = MAX_SEQUENCES - 1
         for start in range(0, len(prompts), group):
             conts = [p[shared:] for p in prompts[start : start + group]]
             result = self.scorer.score(
                 prefix, conts, top_k, prefix_logprobs=not only_continuation and start == 0
             )
+            cached += result.cached
             head = result.prefix if start == 0 else [None] * shared
             out += [[*head, *cont] for cont in result.continuations]
         if only_continuation:
-            return out
-        return [[*out[0][:shared], *row[shared:]] for row in out]
+            return out, cached
+        return [[*out[0][:shared], *row[shared:]] for row in out], cached
 
     def legacy(self, tokens: list[int], scores: list[TokenScore | None]) -> LegacyLogprobs:
         """OpenAI's legacy logprobs object for a scored prompt."""
@@ -201,7 +210,7 @@ def complete(backend: ScoringBackend, request: CompletionRequest) -> CompletionR
     """Score the prompts of a completions request (blocking)."""
     top_k = _check(request)
     prompts = _token_lists(backend, request.prompt)
-    scored = backend.score_prompts(
+    scored, cached = backend.score_counted(
         prompts, top_k, only_continuation=request.score_only_continuation
     )
     choices = []
@@ -229,7 +238,12 @@ def complete(backend: ScoringBackend, request: CompletionRequest) -> CompletionR
         created=int(time.time()),
         model=request.model or "local",
         choices=choices,
-        usage=CompletionUsage(prompt_tokens=used, completion_tokens=0, total_tokens=used),
+        usage=CompletionUsage(
+            prompt_tokens=used,
+            completion_tokens=0,
+            total_tokens=used,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
+        ),
     )
 
 

@@ -104,12 +104,23 @@ class CompletionChoice(BaseModel):
     prompt_token_ids: list[int] | None = Field(default=None, description="vLLM: prompt tokens.")
 
 
+class PromptTokensDetails(BaseModel):
+    """Where the prompt tokens came from (OpenAI's ``prompt_tokens_details``)."""
+
+    cached_tokens: int = Field(
+        description="Prompt tokens read from the cache of an earlier request, not evaluated."
+    )
+
+
 class CompletionUsage(BaseModel):
     """Token counts."""
 
     prompt_tokens: int = Field(description="Tokens in all prompts.")
     completion_tokens: int = Field(description="Tokens generated.")
     total_tokens: int = Field(description="Sum of both.")
+    prompt_tokens_details: PromptTokensDetails | None = Field(
+        default=None, description="Scoring only: the prompt tokens read from the cache."
+    )
 
 
 class CompletionResponse(BaseModel):

@@ -64,6 +64,8 @@ class ScoreResult:
 
     prefix: list[TokenScore | None]
     continuations: list[list[TokenScore]]
+    cached: int = 0
+    """Prefix tokens read from the cache (evaluated by an earlier call), not evaluated again."""
 
 
 def token_score(
@@ -220,7 +222,7 @@ class Scorer:
         for cont, out in zip(conts, results, strict=True):
             if len(cont) > 1:
                 self._continuation(n, cont, out, top_k)
-        return ScoreResult(scores, results)
+        return ScoreResult(scores, results, reuse)
 
     def _continuation(self, n: int, cont: list[int], out: list[TokenScore], top_k: int) -> None:
         """Score ``cont[1:]`` after the prefix in sequence 1; every token but the last is

@@ -68,6 +68,8 @@ def check_sdk_decision(decision: Any) -> None:
         assert extra["calibrated"] is True
         assert 0.0 < extra["coverage"] <= 1.0
     assert decision.usage.input_tokens > 0
+    # The second and third questions read the input from the cache the first one left.
+    assert 0 < decision.usage.input_tokens_details.cached_tokens < decision.usage.input_tokens
     assert decision.usage.output_tokens == 0
     assert str((decision.model_extra or {})["id"]).startswith("dec_")
 

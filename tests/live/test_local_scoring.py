@@ -171,3 +171,28 @@ def test_teacher_forcing_agrees_with_generation(local_sdk: openai.OpenAI, local_
     ]
     print(f"teacher forcing: max |diff| {max(diffs):.2e} over {len(diffs)} tokens")
     assert max(diffs) == 0.0, diffs
+
+
+def test_usage_counts_the_prompt_tokens_read_from_the_cache(local_url: str) -> None:
+    context = "Text: the parcel came late and the box was torn.\nQuestion: Is this urgent?\nAnswer:"
+    body = {
+        "prompt": [context, context + " yes", context + " no"],
+        "echo": True,
+        "logprobs": 0,
+        "max_tokens": 0,
+        "score_only_continuation": True,
+    }
+
+    def post(data: dict[str, object]) -> dict[str, object]:
+        reply = httpx.post(f"{local_url}/v1/completions", json=data, timeout=60)
+        reply.raise_for_status()
+        return dict(reply.json())
+
+    post({**body, "prompt": ["Something else entirely.", "Something else entirely, too."]})
+    cold, warm = post(body), post(body)
+    context_tokens = len(cold["choices"][0]["logprobs"]["tokens"])  # type: ignore[index]
+    cached = [r["usage"]["prompt_tokens_details"]["cached_tokens"] for r in (cold, warm)]  # type: ignore[index]
+    # Cold, only the BOS token is shared with the prompt before; warm, the whole context but
+    # its last token, evaluated again for the first answer token's distribution.
+    assert cached == [1, context_tokens - 1]
+    assert warm["choices"] == cold["choices"]
