@@ -108,7 +108,8 @@ class PromptTokensDetails(BaseModel):
     """Where the prompt tokens came from (OpenAI's ``prompt_tokens_details``)."""
 
     cached_tokens: int = Field(
-        description="Prompt tokens read from the cache of an earlier request, not evaluated."
+        description="Prompt tokens read from the cache (left by an earlier request or an "
+        "earlier part of this one), not evaluated again."
     )
 
 

@@ -17,8 +17,8 @@ where a token's KV sits in the cache (attention sums over cells in cell order), 
   positions of a block always attend over the same (padded) number of cells. Every token
   evaluated stays cached, and the next request that starts with the same tokens goes on from
   where they differ, up to the end of that block, then block by block (the cache warm gives
-  the numbers of the cache cold; ``tests/live/test_invariance.py``). Questions about one
-  input so share all of it, not only its complete blocks;
+  the numbers of the cache cold; ``tests/live/test_invariance.py``). So the questions about
+  one input share all of it, not only its complete blocks;
 * each continuation is evaluated on its own, right after the prefix (sequence 1, the prefix's
   cells shared), then removed: its cells never depend on the other continuations, so its
   scores are the same alone or beside others.
